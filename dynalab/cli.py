@@ -13,6 +13,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("deploy.commands", "start the cluster described by a topology"),
     "sim": ("replication.sim.cli", "run seeded deterministic simulations (dynalab sim raft ...)"),
+    "bench": ("chaos.bench", "YCSB-style load generator for any DynamoDB endpoint"),
+    "toxiproxy": ("chaos.toxiproxy.cli", "run dynalab's Toxiproxy-compatible server on its own"),
 }
 
 
