@@ -15,13 +15,13 @@ point at the line where that entry was written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 __all__ = [
     "AZ", "ChaosSpec", "DEFAULT_HOST", "Endpoint", "NodeSpec", "Region", "RouterSpec",
-    "TOXIPROXY_ID", "Topology", "TopologyError",
+    "TOXIPROXY_ID", "Topology", "TopologyError", "topology_from_dict", "topology_to_dict",
 ]
 
 DEFAULT_HOST = "127.0.0.1"  # an unauthenticated database must not appear on the network by default
@@ -321,3 +321,20 @@ class Topology:
                                                             self.chaos.toxiproxy_api_port))
         return replace(self, regions=regions, chaos=chaos)
 
+
+
+def topology_to_dict(topology: Topology) -> dict[str, Any]:
+    """A plain-JSON form of a (resolved) topology, for processes that are handed it in a file.
+    YAML with line-numbered errors is deploy/'s business; this is the machine-to-machine form."""
+    return asdict(topology)
+
+
+def topology_from_dict(raw: Mapping[str, Any]) -> Topology:
+    """Inverse of topology_to_dict."""
+    def region(r: Mapping[str, Any]) -> Region:
+        azs = tuple(AZ(a["name"], tuple(NodeSpec(**n) for n in a["nodes"])) for a in r["azs"])
+        routers = tuple(RouterSpec(**x) for x in r["routers"])
+        return Region(r["name"], azs, routers, r["replicator_port"], r["replicator_host"])
+
+    return Topology(tuple(region(r) for r in raw["regions"]), raw["vnodes"],
+                    raw["replication_factor"], ChaosSpec(**raw["chaos"]))

@@ -99,3 +99,15 @@ def test_a_node_must_sit_where_it_is_listed() -> None:
     wrong = AZ("r1a", (NodeSpec("x", "r1", "r1b"),))
     with pytest.raises(TopologyError, match="listed under r1/r1a but says r1/r1b"):
         replace(r1, azs=(wrong, *r1.azs[1:]))
+
+
+def test_dict_form_round_trips_the_default_topology() -> None:
+    import json
+
+    from deploy.topology_yaml import default_topology
+    from dynalab.topology import topology_from_dict, topology_to_dict
+
+    topology = default_topology().with_ports({"use1-a1": 7001})
+    again = topology_from_dict(json.loads(json.dumps(topology_to_dict(topology))))
+    assert again == topology
+    assert again.node("use1-a1").grpc_port == 7001
