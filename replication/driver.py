@@ -1,0 +1,488 @@
+"""The asyncio driver: many Raft groups (one per partition replica on this node) over one
+Transport and one log engine.
+
+One loop turn:
+  1. tick every group for each tick interval that passed (the injected clock says how many),
+     step every message that arrived and start every queued proposal/read/transfer;
+  2. take the Ready of every group that has one and persist them ALL with one group commit
+     (one WriteBatch, one fsync, run in a worker thread so the event loop keeps receiving);
+  3. restore snapshots, then send all messages, one batch per destination node;
+  4. apply committed entries through the StateMachine, resolve proposals and reads, advance.
+
+Only the loop task touches cores and stores; everything else (receiver callback, propose(),
+read_index(), ...) only queues work and wakes the loop. That is what makes the thread-run persist
+safe: nothing reads a store while it is written.
+
+Heartbeat coalescing: heartbeats of all groups leave in the tick's turn, so between two nodes they
+form one batch per tick. HEARTBEAT_RESP messages are held until the next tick's batch (or ride
+along earlier with other traffic to that node): otherwise every heartbeat batch received would
+cost a response batch of its own. Holding delays acks by at most one tick; leases are counted from
+when a round was sent, so that only shortens how long a lease lasts after its ack, never makes it
+unsafe.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+
+from replication.logstore import LogStore, MemoryLogStore
+from replication.raft import (
+    Message,
+    MessageType,
+    NotLeader,
+    ProposalDropped,
+    RaftConfig,
+    RaftCore,
+    Ready,
+    bootstrap,
+)
+from replication.transport import GroupMessage, Transport
+from replication.types import Entry, EntryKind, HardState, Snapshot
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]  # monotonic seconds
+
+
+# ---------------------------------------------------------------------------- seams
+
+@dataclass(frozen=True, slots=True)
+class GroupWrite:
+    """What one group's Ready says must be persisted (same meaning as LogStore.persist)."""
+
+    group: str
+    hard_state: HardState | None
+    entries: Sequence[Entry] = ()
+    snapshot: Snapshot | None = None
+
+
+class LogEngine(Protocol):
+    """The log stores of all groups on a node, with a group commit (node/logstore.py has the
+    RocksDB one)."""
+
+    def store(self, group: str) -> LogStore: ...
+
+    def persist_many(self, writes: Sequence[GroupWrite]) -> None:
+        """Persist every write durably before returning (ideally one fsync for all)."""
+        ...
+
+
+class MemoryLogEngine:
+    """LogEngine over MemoryLogStores, for tests."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, MemoryLogStore] = {}
+
+    def store(self, group: str) -> MemoryLogStore:
+        return self._stores.setdefault(group, MemoryLogStore())
+
+    def persist_many(self, writes: Sequence[GroupWrite]) -> None:
+        for w in writes:
+            self.store(w.group).persist(w.hard_state, w.entries, w.snapshot)
+
+
+class StateMachine(Protocol):
+    def apply(self, group: str, entries: Sequence[Entry]) -> Sequence[object]:
+        """Apply committed NORMAL entries in log order; return one result per entry (it is what
+        the proposer's `propose` returns)."""
+        ...
+
+    def restore(self, group: str, snapshot: Snapshot) -> None:
+        """Replace the group's state with `snapshot.data` (state as of snapshot.meta.index).
+        Also called by add_group when the store holds a snapshot: the entries after it are
+        then applied again (a persistent state machine may skip what it already has)."""
+        ...
+
+    def snapshot(self, group: str) -> bytes:
+        """The group's state as of the last entry applied, for log compaction."""
+        ...
+
+
+class OutcomeUnknown(Exception):
+    """A proposal may or may not have been applied (a snapshot skipped over it, or the driver
+    stopped); the caller must find out (e.g. by reading) before retrying a non-idempotent write."""
+
+
+# ---------------------------------------------------------------------------- values
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    tick_interval_ms: int = 100
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    hold_heartbeat_responses: bool = True
+    compact_after_entries: int = 10_000  # applied entries kept in the log before a snapshot
+    persist_in_thread: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStats:
+    ticks: int = 0
+    loop_turns: int = 0
+    group_commits: int = 0  # persist_many calls
+    group_writes: int = 0  # GroupWrites in them
+    entries_applied: int = 0
+    messages_sent: int = 0
+    messages_unknown_group: int = 0
+    batches_sent: Mapping[str, int] = field(default_factory=dict)  # per destination node
+
+
+# ---------------------------------------------------------------------------- driver
+
+class _Group:
+    __slots__ = ("name", "core", "store", "proposals", "reads")
+
+    def __init__(self, name: str, core: RaftCore, store: LogStore) -> None:
+        self.name = name
+        self.core = core
+        self.store = store
+        self.proposals: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> term, fut
+        self.reads: dict[bytes, asyncio.Future[None]] = {}
+
+
+class RaftDriver:
+    def __init__(self, node_id: str, transport: Transport[Message], engine: LogEngine,
+                 state_machine: StateMachine, rng: random.Random,
+                 config: DriverConfig = DriverConfig(), clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self._id = node_id
+        self._transport = transport
+        self._engine = engine
+        self._sm = state_machine
+        self._rng = rng
+        self._config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._groups: dict[str, _Group] = {}
+        self._inbox: list[tuple[str, Sequence[GroupMessage[Message]]]] = []
+        self._calls: list[tuple[_Group, Callable[[], None], asyncio.Future[Any]]] = []
+        self._dirty: dict[str, None] = {}  # groups that may have a Ready (ordered: determinism)
+        self._held: dict[str, list[GroupMessage[Message]]] = defaultdict(list)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._start_s = 0.0
+        self._ticks_done = 0
+        self._read_seq = 0
+        self._counts: Counter[str] = Counter()  # DriverStats fields; a frozen copy on stats()
+        self._batches: Counter[str] = Counter()
+        self._failure: BaseException | None = None
+        transport.set_receiver(self._receive)
+
+    # -- public API
+
+    @property
+    def node_id(self) -> str:
+        return self._id
+
+    def add_group(self, group: str, voters: Sequence[str] = ()) -> None:
+        """Host a replica of `group`. A new group (nothing on disk) with `voters` is bootstrapped;
+        without voters the replica starts empty and waits for the leader (a joining replica)."""
+        if group in self._groups:
+            return
+        store = self._engine.store(group)
+        if voters and store.last_index() == 0 and store.hard_state() == HardState():
+            self._engine.persist_many([GroupWrite(group, *bootstrap(voters))])
+        snapshot = store.snapshot()
+        if snapshot.meta.index > 0:  # the core replays the log from here, so start from it
+            self._sm.restore(group, snapshot)
+        rng = random.Random(self._rng.getrandbits(64))
+        core = RaftCore(self._id, store, self._config.raft, rng)
+        self._groups[group] = _Group(group, core, store)
+        self._dirty[group] = None
+        self._wake.set()
+
+    def remove_group(self, group: str) -> None:
+        g = self._groups.pop(group, None)
+        if g is not None:
+            _fail_all(g, OutcomeUnknown(f"group {group} removed from {self._id}"))
+
+    def groups(self) -> list[str]:
+        return list(self._groups)
+
+    def leader(self, group: str) -> str | None:
+        return self._groups[group].core.leader_id
+
+    def is_leader(self, group: str) -> bool:
+        return self._groups[group].core.leader_id == self._id
+
+    async def propose(self, group: str, data: bytes) -> object:
+        """Replicate `data` in `group`; return the StateMachine's result for it once applied
+        here. Raises NotLeader(leader_id) (also if the entry lost to another leader's),
+        ProposalDropped, or OutcomeUnknown."""
+        g = self._group(group)
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._call(g, lambda: self._start_proposal(g, data, fut), fut)
+        return await fut
+
+    async def read_index(self, group: str) -> None:
+        """Return once a linearizable read of `group` may be served from this replica's state
+        machine (lease or ReadIndex round). Raises NotLeader if leadership changes meanwhile."""
+        g = self._group(group)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_seq += 1
+        context = self._read_seq.to_bytes(8, "big")
+        self._call(g, lambda: self._start_read(g, context, fut), fut)
+        try:
+            await fut
+        finally:  # a caller that gave up (timeout) must not leave its waiter behind
+            g.reads.pop(context, None)
+
+    async def transfer_leadership(self, group: str, to_node: str) -> None:
+        """Ask this replica (the leader) to hand `group` to `to_node`; returns once the request
+        is with the core (the handover itself shows in `leader()`). Raises NotLeader or
+        ValueError (not a voter)."""
+        g = self._group(group)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def start() -> None:
+            g.core.transfer_leadership(to_node)
+            _settle(fut, result=None)
+        self._call(g, start, fut)
+        await fut
+
+    def stats(self) -> DriverStats:
+        return DriverStats(**self._counts, batches_sent=MappingProxyType(dict(self._batches)))
+
+    async def start(self) -> None:
+        await self._transport.start()
+        if self._config.persist_in_thread:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"persist-{self._id}")
+        self._start_s = self._clock()
+        self._tasks = [asyncio.create_task(self._run(), name=f"raft-driver-{self._id}"),
+                       asyncio.create_task(self._ticker(), name=f"raft-ticker-{self._id}")]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._transport.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for g in self._groups.values():
+            _fail_all(g, OutcomeUnknown(f"driver {self._id} stopped"))
+
+    # -- inputs (any coroutine; they only queue)
+
+    def _group(self, group: str) -> _Group:
+        if self._failure is not None:
+            raise RuntimeError(f"driver {self._id} failed") from self._failure
+        g = self._groups.get(group)
+        if g is None:
+            raise KeyError(f"group {group!r} is not hosted on {self._id}")
+        return g
+
+    def _call(self, g: _Group, fn: Callable[[], None], fut: asyncio.Future[Any]) -> None:
+        self._calls.append((g, fn, fut))
+        self._wake.set()
+
+    def _receive(self, from_node: str, messages: Sequence[GroupMessage[Message]]) -> None:
+        self._inbox.append((from_node, messages))
+        self._wake.set()
+
+    async def _ticker(self) -> None:
+        """Wake the loop at each tick boundary; the loop counts the ticks from the clock."""
+        interval_s = self._config.tick_interval_ms / 1000
+        boundary = 1
+        while True:
+            await self._sleep(max(0.0, self._start_s + boundary * interval_s - self._clock()))
+            self._wake.set()
+            # the next boundary still ahead (a slow turn may have let several pass)
+            boundary = max(boundary + 1, int((self._clock() - self._start_s) / interval_s) + 1)
+
+    # -- the loop
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self._turn()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a failed fsync leaves no safe way on: stop this node
+            log.exception("raft driver %s stopped", self._id)
+            self._failure = exc
+            for g in self._groups.values():
+                _fail_all(g, OutcomeUnknown(f"driver {self._id} failed: {exc!r}"))
+            raise
+
+    async def _turn(self) -> None:
+        ticks = self._tick_due()
+        self._step_inbox()
+        self._run_calls()
+        # Only groups something happened to can have a Ready: no scan of every idle group.
+        dirty, self._dirty = self._dirty, {}
+        groups = (self._groups.get(name) for name in dirty)
+        busy = [(g, g.core.ready()) for g in groups if g is not None and g.core.has_ready()]
+        await self._persist(busy)
+        for g, rd in busy:
+            if rd.snapshot is not None:
+                self._restore(g, rd.snapshot)
+        self._send(busy, flush_held=ticks > 0)
+        for g, rd in busy:
+            self._apply(g, rd)
+            g.core.advance(rd)
+            self._maybe_compact(g)
+            # advancing (a leader's commit, say) may make more work: look again next turn
+            self._dirty[g.name] = None
+        self._count(loop_turns=1, ticks=ticks)
+        if self._dirty:
+            self._wake.set()
+
+    def _run_calls(self) -> None:
+        calls, self._calls = self._calls, []
+        for g, fn, fut in calls:
+            if self._groups.get(g.name) is not g:  # removed since the call was queued
+                _settle(fut, exc=KeyError(f"group {g.name!r} is not hosted on {self._id}"))
+                continue
+            try:
+                fn()
+            except Exception as exc:  # a refused request fails its caller, not the loop
+                _settle(fut, exc=exc)
+            self._dirty[g.name] = None
+
+    def _tick_due(self) -> int:
+        interval_s = self._config.tick_interval_ms / 1000
+        due = int((self._clock() - self._start_s) / interval_s) - self._ticks_done
+        # Every tick that passed is ticked, never skipped: leases are counted in ticks.
+        for _ in range(max(0, due)):
+            for g in self._groups.values():
+                g.core.tick()
+        if due > 0:
+            self._dirty.update(dict.fromkeys(self._groups))
+        self._ticks_done += max(0, due)
+        return max(0, due)
+
+    def _step_inbox(self) -> None:
+        inbox, self._inbox = self._inbox, []
+        unknown = 0
+        for _, messages in inbox:
+            for gm in messages:
+                g = self._groups.get(gm.group)
+                if g is None:
+                    unknown += 1
+                    continue
+                self._dirty[gm.group] = None
+                try:
+                    g.core.step(gm.message)
+                except Exception:  # one malformed message must not stop every group
+                    log.exception("group %s: dropping %s", gm.group, gm.message.type)
+        if unknown:
+            self._count(messages_unknown_group=unknown)
+
+    def _start_proposal(self, g: _Group, data: bytes, fut: asyncio.Future[object]) -> None:
+        if fut.done():  # the caller gave up (cancelled) before the loop got to it
+            return
+        entry = g.core.propose(data)  # NotLeader, ProposalDropped: _run_calls fails the caller
+        g.proposals[entry.index] = (entry.term, fut)
+
+    def _start_read(self, g: _Group, context: bytes, fut: asyncio.Future[None]) -> None:
+        if fut.done():
+            return
+        g.core.read_index(context)
+        g.reads[context] = fut
+
+    async def _persist(self, busy: list[tuple[_Group, Ready]]) -> None:
+        writes = [GroupWrite(g.name, rd.hard_state, rd.entries, rd.snapshot) for g, rd in busy
+                  if rd.hard_state is not None or rd.entries or rd.snapshot is not None]
+        if not writes:
+            return
+        if self._executor is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._engine.persist_many, writes)
+        else:
+            self._engine.persist_many(writes)
+        self._count(group_commits=1, group_writes=len(writes))
+
+    def _restore(self, g: _Group, snapshot: Snapshot) -> None:
+        self._sm.restore(g.name, snapshot)
+        # Proposals the snapshot jumped over: applied or not, we cannot tell from here.
+        for index in [i for i in g.proposals if i <= snapshot.meta.index]:
+            _, fut = g.proposals.pop(index)
+            _settle(fut, exc=OutcomeUnknown(f"snapshot at {snapshot.meta.index} covers {index}"))
+
+    def _send(self, busy: list[tuple[_Group, Ready]], flush_held: bool) -> None:
+        hold = self._config.hold_heartbeat_responses
+        out: dict[str, list[GroupMessage[Message]]] = defaultdict(list)
+        for g, rd in busy:
+            for m in rd.messages:
+                gm = GroupMessage(g.name, m)
+                if hold and m.type == MessageType.HEARTBEAT_RESP:
+                    self._held[m.to_id].append(gm)
+                else:
+                    out[m.to_id].append(gm)
+        for node in set(out) | (set(self._held) if flush_held else set()):
+            batch = out.get(node, [])
+            if node in self._held and (batch or flush_held):
+                batch.extend(self._held.pop(node))
+            if batch:
+                self._transport.send(node, batch)
+                self._batches[node] += 1
+                self._count(messages_sent=len(batch))
+
+    def _apply(self, g: _Group, rd: Ready) -> None:
+        normal = [e for e in rd.committed_entries if e.kind == EntryKind.NORMAL]
+        results = list(self._sm.apply(g.name, normal)) if normal else []
+        if len(results) != len(normal):
+            raise RuntimeError(f"state machine returned {len(results)} results for {len(normal)}")
+        by_index = dict(zip((e.index for e in normal), results))
+        for entry in rd.committed_entries:
+            pending = g.proposals.pop(entry.index, None)
+            if pending is None:
+                continue
+            term, fut = pending
+            if term == entry.term and entry.kind == EntryKind.NORMAL:
+                _settle(fut, result=by_index[entry.index])
+            else:  # another leader's entry took the index: ours was never committed
+                _settle(fut, exc=NotLeader(g.core.leader_id))
+        self._count(entries_applied=len(normal))
+        for rs in rd.read_states:  # served after this Ready's entries were applied
+            fut_read = g.reads.pop(rs.context, None)
+            if fut_read is not None:
+                _settle(fut_read, result=None)
+        if rd.soft_state is not None and g.reads:
+            # "none comes if leadership is lost first": release the waiters now
+            for context in list(g.reads):
+                _settle(g.reads.pop(context), exc=NotLeader(rd.soft_state.leader_id))
+
+    def _maybe_compact(self, g: _Group) -> None:
+        applied = g.core.applied_index
+        if applied - g.store.first_index() + 1 <= self._config.compact_after_entries:
+            return
+        snapshot = g.core.build_snapshot(applied, self._sm.snapshot(g.name))
+        g.store.compact(snapshot)
+
+    def _count(self, **deltas: int) -> None:
+        self._counts.update(deltas)
+
+
+def _settle(fut: asyncio.Future[Any], *, result: object = None,
+            exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def _fail_all(g: _Group, exc: BaseException) -> None:
+    for _, fut in g.proposals.values():
+        _settle(fut, exc=exc)
+    for fut_read in g.reads.values():
+        _settle(fut_read, exc=exc)
+    g.proposals.clear()
+    g.reads.clear()
+
+
+__all__ = ["RaftDriver", "DriverConfig", "DriverStats", "StateMachine", "LogEngine", "GroupWrite",
+           "MemoryLogEngine", "OutcomeUnknown", "NotLeader", "ProposalDropped"]
