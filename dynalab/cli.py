@@ -12,6 +12,13 @@ import sys
 # name -> (module with main(argv) -> int, one-line help). Add a command with one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("deploy.commands", "start the cluster described by a topology"),
+    "down": ("deploy.commands", "stop every process of the cluster (data is kept)"),
+    "status": ("deploy.commands", "show the cluster's processes (--json for tools)"),
+    "kill": ("deploy.commands", "kill -9 one process (dynalab kill NAME)"),
+    "pause": ("deploy.commands", "SIGSTOP one process"),
+    "resume": ("deploy.commands", "SIGCONT a paused process"),
+    "restart": ("deploy.commands", "restart one process"),
+    "wipe": ("deploy.commands", "delete a stopped cluster's data dir"),
     "sim": ("replication.sim.cli", "run seeded deterministic simulations (dynalab sim raft ...)"),
     "bench": ("chaos.bench", "YCSB-style load generator for any DynamoDB endpoint"),
     "toxiproxy": ("chaos.toxiproxy.cli", "run dynalab's Toxiproxy-compatible server on its own"),

@@ -21,7 +21,8 @@ import orjson
 
 from dynalab import values as avs
 from dynalab.errors import ConditionalCheckFailedException, ValidationException
-from dynalab.expressions import CompiledRequest, apply_update, compile_request, evaluate, project
+from dynalab.expressions import (CompiledRequest, apply_update, check_key_untouched,
+                                 compile_request, evaluate, project)
 from dynalab.values import Item, KeySchema
 
 __all__ = ["PreparedWrite", "WriteOutcome", "prepare", "apply", "encode", "decode", "OPERATIONS"]
@@ -75,7 +76,7 @@ def prepare(operation: str, request: Mapping[str, Any], schema: KeySchema) -> Pr
     _check_return_values(operation, fields)
     compiled = compile_request(operation, fields)
     if compiled.update is not None:
-        _check_key_untouched(compiled, schema)
+        check_key_untouched(compiled.update, schema)
     return PreparedWrite(operation, schema, key, fields)
 
 
@@ -159,12 +160,3 @@ def _check_return_values(operation: str, fields: Mapping[str, Any]) -> None:
             "'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must "
             "satisfy enum value set: [ALL_OLD, NONE]")
 
-
-def _check_key_untouched(compiled: CompiledRequest, schema: KeySchema) -> None:
-    assert compiled.update is not None
-    for path in compiled.update.target_paths:
-        name = path.elements[0]
-        if name in schema.names:
-            raise ValidationException(
-                "One or more parameter values were invalid: Cannot update attribute "
-                f"{name}. This attribute is part of the key")

@@ -17,7 +17,9 @@ INVALID = "One or more parameter values were invalid: "
 
 numbers_text = st.one_of(
     st.integers(-10**40, 10**40).map(str).filter(lambda s: len(s.lstrip("-").rstrip("0")) <= 38),
-    st.decimals(allow_nan=False, allow_infinity=False, places=5).map(str),
+    # Bounded so that, with 5 places, a value never has more than 38 significant digits.
+    st.decimals(min_value=-10**30, max_value=10**30, allow_nan=False, allow_infinity=False,
+                places=5).map(str),
     st.sampled_from(["1e125", "-1e-130", "1.0", "0.00010", "-0", "1E+2"]),
 )
 binary = st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())
