@@ -294,10 +294,14 @@ def _limit(entries: Sequence[Entry], max_bytes: int | None) -> list[Entry]:
 class RocksLogEngine:
     """One RocksDB holding the logs of many groups; `persist_many` is the group commit."""
 
-    def __init__(self, path: str | os.PathLike[str], *, tail_cache_entries: int = 256) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, tail_cache_entries: int = 256,
+                 extra_column_families: Sequence[str] = ()) -> None:
         self.tail_cache_entries = tail_cache_entries
         opts = _options()
-        cfs = {LOG_CF: _options(), STATE_CF: _options()}
+        # Extra column families (the node's state machines) share the DB, so that their writes
+        # and the log's can never disagree about which DB they went to.
+        cfs = {LOG_CF: _options(), STATE_CF: _options(),
+               **{name: _options() for name in extra_column_families}}
         self._db = Rdict(os.fspath(path), opts, column_families=cfs)
         self._log_cf = self._db.get_column_family(LOG_CF)
         self._state_cf = self._db.get_column_family(STATE_CF)
@@ -306,6 +310,12 @@ class RocksLogEngine:
         self._sync = WriteOptions()
         self._sync.sync = True
         self._stores: dict[str, RocksLogStore] = {}
+
+    @property
+    def db(self) -> Rdict:
+        """The DB handle, for the extra column families. Whoever takes column-family handles from
+        it must drop them before `close()` (they keep RocksDB open)."""
+        return self._db
 
     def store(self, group: str) -> RocksLogStore:
         """The store of `group` (created empty if the DB has nothing for it)."""

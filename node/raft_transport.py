@@ -48,6 +48,9 @@ class TransportConfig:
     max_pending_messages: int = 100_000  # per destination; past it the oldest are dropped
     max_batch_bytes: int = 4 << 20
     keepalive_ms: int = 2000  # detects a peer that stopped answering (SIGSTOP, cut link)
+    # What the server accepts in one message (None: max_batch_bytes + 1 MB). A batch may exceed
+    # max_batch_bytes by its last message, so with big entries this must allow for one of them.
+    max_receive_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,10 @@ class GrpcRaftTransport(Generic[M]):
 
     def __init__(self, node_id: str, listen_address: str, peers: Mapping[str, str],
                  codec: BatchCodec[M], rng: random.Random,
-                 config: TransportConfig = TransportConfig(), sleep: Sleep = asyncio.sleep) -> None:
+                 config: TransportConfig = TransportConfig(), sleep: Sleep = asyncio.sleep,
+                 services: Sequence[Callable[[grpc.aio.Server], None]] = ()) -> None:
         self._node_id = node_id
+        self._services = tuple(services)  # more servicers on the same server (Storage)
         self._listen = listen_address
         self._codec = codec
         self._rng = rng
@@ -131,7 +136,7 @@ class GrpcRaftTransport(Generic[M]):
         """Bind and serve; idempotent, so a caller may start it early to learn `port`."""
         if self._server is not None:
             return
-        limit = self._config.max_batch_bytes + (1 << 20)
+        limit = self._config.max_receive_bytes or self._config.max_batch_bytes + (1 << 20)
         self._server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.keepalive_permit_without_calls", 1),
@@ -139,6 +144,8 @@ class GrpcRaftTransport(Generic[M]):
             ("grpc.http2.max_ping_strikes", 0),
         ])
         raft_pb2_grpc.add_RaftTransportServicer_to_server(_Servicer(self), self._server)
+        for add_service in self._services:
+            add_service(self._server)
         self._port = self._server.add_insecure_port(self._listen)
         await self._server.start()
         self._open = True

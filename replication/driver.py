@@ -212,6 +212,15 @@ class RaftDriver:
     def is_leader(self, group: str) -> bool:
         return self._groups[group].core.leader_id == self._id
 
+    def lease_read_ok(self, group: str) -> bool:
+        """May a linearizable read of `group` be served from the state machine right now, with no
+        loop turn? Yes when this replica leads under a valid lease, an entry of its own term is
+        committed (so its commit index covers every earlier leader's) and it has applied all it
+        knows committed. Otherwise use `read_index`."""
+        core = self._group(group).core
+        return (core.lease_valid and core.applied_index >= core.commit_index
+                and core.log_term(core.commit_index) == core.term)
+
     async def propose(self, group: str, data: bytes) -> object:
         """Replicate `data` in `group`; return the StateMachine's result for it once applied
         here. Raises NotLeader(leader_id) (also if the entry lost to another leader's),

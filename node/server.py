@@ -1,0 +1,136 @@
+"""One storage node: its RocksDB, its Raft groups, and one gRPC server for both services.
+
+Groups (docs/cluster.md): every partition of the region's PartitionMap this node is a replica
+of, with the partition's replicas as voters, plus `meta` when the node is a meta voter (the first
+node by id of each AZ). A group is bootstrapped on first start and recovered from the DB later
+(add_group does both). The server binds only after every group is recovered, so a node whose port
+accepts connections can serve.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from dynalab.ring import Partition, PartitionMap, RingSnapshot
+from dynalab.topology import NodeSpec, Topology
+from node.items import ItemMachine
+from node.logstore import RocksLogEngine
+from node.machine import NodeMachine
+from node.meta import META_GROUP, MetaMachine
+from node.raft_codec import RaftCodec
+from node.raft_transport import GrpcRaftTransport, TransportConfig
+from node.service import ServiceConfig, StorageService
+from node.statedb import COLUMN_FAMILIES, StateDB
+from proto import storage_pb2_grpc
+from replication.driver import DriverConfig, RaftDriver
+from replication.raft import Message, RaftConfig
+
+__all__ = ["NodeConfig", "StorageNode", "meta_voters", "node_partitions", "db_path"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    tick_ms: int = 100
+    election_ticks: int = 10  # election timeout 1-2 s at 100 ms ticks
+    heartbeat_ticks: int = 2
+    compact_after_entries: int = 10_000
+    # A BatchWrite may be 16 MB (DynamoDB's request limit) and is one log entry, which a raft
+    # batch carries whole on top of up to its 4 MB of other messages; Execute batches from
+    # routers (up to 64 MB, router/nodes.py) arrive on the same server.
+    max_receive_bytes: int = 64 << 20
+    service: ServiceConfig = ServiceConfig()
+
+
+def meta_voters(topology: Topology, region: str) -> tuple[str, ...]:
+    """The first node (by id) of each AZ of the region, in AZ order."""
+    return tuple(min(node.id for node in az.nodes) for az in topology.region(region).azs)
+
+
+def node_partitions(topology: Topology, node_id: str) -> dict[str, Partition]:
+    """The partitions of the node's region that it holds a replica of, by group id."""
+    region = topology.node(node_id).region
+    pmap = PartitionMap.build(RingSnapshot.for_region(topology, region), topology)
+    return {p.id: p for p in pmap.partitions if node_id in p.replicas}
+
+
+def db_path(data_dir: Path, node_id: str) -> Path:
+    return data_dir / "nodes" / node_id / "db"
+
+
+class StorageNode:
+    def __init__(self, topology: Topology, node_id: str, data_dir: Path,
+                 config: NodeConfig = NodeConfig(), seed: int | None = None) -> None:
+        self.spec: NodeSpec = topology.node(node_id)
+        if self.spec.grpc_port == 0:
+            raise ValueError(f"node {node_id} has no grpc_port: topology.json must be resolved")
+        self._config = config
+        self._rng = random.Random(seed)
+        self.partitions = node_partitions(topology, node_id)
+        self.groups: dict[str, tuple[str, ...]] = {g: p.replicas
+                                                   for g, p in self.partitions.items()}
+        voters = meta_voters(topology, self.spec.region)
+        if node_id in voters:
+            self.groups[META_GROUP] = voters
+        path = db_path(data_dir, node_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = RocksLogEngine(path, extra_column_families=COLUMN_FAMILIES)
+        self.db = StateDB(self.engine)
+        self.machine = NodeMachine(ItemMachine(self.db, self.partitions), MetaMachine(self.db))
+        self.transport = self._make_transport(topology)
+        self.driver = self._make_driver()
+        self.service = StorageService(self.spec, self.driver, self.machine,
+                                      frozenset(self.groups), config.service)
+        self._watcher: asyncio.Task[None] | None = None
+
+    def _make_transport(self, topology: Topology) -> GrpcRaftTransport[Message]:
+        region = topology.region(self.spec.region)
+        peers = {n.id: f"{n.host}:{n.grpc_port}" for n in region.nodes}
+        return GrpcRaftTransport(
+            self.spec.id, f"{self.spec.host}:{self.spec.grpc_port}", peers, RaftCodec(),
+            random.Random(self._rng.getrandbits(64)),
+            TransportConfig(max_receive_bytes=self._config.max_receive_bytes),
+            # looked up when the server starts: the service needs the driver, built later
+            services=[lambda server: storage_pb2_grpc.add_StorageServicer_to_server(
+                self.service, server)])
+
+    def _make_driver(self) -> RaftDriver:
+        cfg = self._config
+        raft = RaftConfig(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks)
+        return RaftDriver(self.spec.id, self.transport, self.engine, self.machine,
+                          random.Random(self._rng.getrandbits(64)),
+                          DriverConfig(tick_interval_ms=cfg.tick_ms, raft=raft,
+                                       compact_after_entries=cfg.compact_after_entries))
+
+    async def start(self) -> None:
+        for group, voters in self.groups.items():  # recovers (or bootstraps) before binding
+            self.driver.add_group(group, voters)
+        await self.driver.start()
+        self._watcher = asyncio.create_task(self._watch_leaders(), name="leader-watch")
+        log.info("node %s serving on %s:%d (%d groups%s)", self.spec.id, self.spec.host,
+                 self.transport.port, len(self.groups),
+                 ", meta voter" if META_GROUP in self.groups else "")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        await self.driver.close()  # also closes the transport and its server
+        self.db.close()
+        self.engine.close()
+
+    async def _watch_leaders(self) -> None:
+        """One log line per leadership change seen by this replica (polled each tick)."""
+        known: dict[str, str | None] = {}
+        while True:
+            for group in self.groups:
+                leader = self.driver.leader(group)
+                if known.get(group, "?") != leader:
+                    known[group] = leader
+                    log.info("leader %s: %s%s", group, leader or "none",
+                             " (this node)" if leader == self.spec.id else "")
+            await asyncio.sleep(self._config.tick_ms / 1000)

@@ -1,0 +1,374 @@
+"""The Storage gRPC service (proto/storage.proto): `Execute` and `Ping`, per docs/cluster.md.
+
+Execute is one long-lived bidirectional stream per router. Every Request runs in its own task, so
+a slow write (waiting for its commit) never holds up the reads behind it; answers are written
+back as they complete, all the ones ready at that moment in one ResponseBatch.
+
+Who serves what:
+* Write / BatchWrite / DropTable / Meta writes: the group's leader proposes the command and
+  answers with the state machine's result once the entry is applied here.
+* Get / Range: `consistent` -> the leader only, at once under its lease, else after a ReadIndex
+  round; otherwise any replica, from its applied state.
+* Digest (admin, for tests): {"applied", "digest"} of a group on this replica.
+
+Errors: `error_type` is the dynalab.errors class name; `NotLeader` + `leader_hint` when another
+replica leads (empty hint: this node does not host the group); `Unavailable` when no leader is
+known yet or the group cannot answer now (safe to retry); `ServerError` when a write's outcome is
+unknown (it may still be applied: the router must not blindly repeat it).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+import orjson
+
+from dynalab import layout
+from dynalab.errors import (
+    ConditionalCheckFailedException,
+    DynalabError,
+    ServerError,
+    Unavailable,
+    UnknownOperationException,
+    ValidationException,
+)
+from dynalab.layout import KeyRange
+from dynalab.topology import NodeSpec
+from dynalab.values import item_size
+from node.items import encode_command
+from node.machine import NodeMachine
+from node.meta import META_GROUP, META_WRITES, stamp_command
+from proto import storage_pb2, storage_pb2_grpc
+from replication.driver import OutcomeUnknown, RaftDriver
+from replication.raft import NotLeader, ProposalDropped
+
+__all__ = ["StorageService", "ServiceConfig", "NOT_LEADER", "UNAVAILABLE"]
+
+log = logging.getLogger(__name__)
+
+NOT_LEADER = "NotLeader"
+UNAVAILABLE = "Unavailable"
+_DEFAULT_PAGE_BYTES = 1 << 20  # a Range without max_bytes pages like DynamoDB's 1 MB
+_MAX_RESPONSES_PER_BATCH = 512
+# One write is one log entry that the Raft transport must carry whole; DynamoDB's largest request
+# (BatchWriteItem) is 16 MB. Bigger would never fit a raft batch and would wedge the group.
+_MAX_COMMAND_BYTES = 17 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    write_timeout_ms: int = 10_000  # past it the outcome is unknown (the entry may still commit)
+    read_timeout_ms: int = 3_000  # a ReadIndex round that takes longer: Unavailable, retry
+
+
+class _Redirect(Exception):
+    """Answer NotLeader with this hint (possibly empty: the group is not hosted here)."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(f"not the leader (try {hint or 'another replica'})")
+        self.hint = hint
+
+
+Handler = Callable[["StorageService", storage_pb2.Request, dict[str, Any]], Awaitable[bytes]]
+
+
+class StorageService(storage_pb2_grpc.StorageServicer):
+    def __init__(self, node: NodeSpec, driver: RaftDriver, machine: NodeMachine,
+                 groups: frozenset[str], config: ServiceConfig = ServiceConfig()) -> None:
+        self._node = node
+        self._driver = driver
+        self._machine = machine
+        self._groups = groups  # the groups this node hosts (fixed while it runs)
+        self._config = config
+
+    # -- gRPC
+
+    async def Ping(self, request: storage_pb2.PingRequest,
+                   context: grpc.aio.ServicerContext) -> storage_pb2.PingReply:
+        return storage_pb2.PingReply(node_id=self._node.id, region=self._node.region,
+                                     az=self._node.az)
+
+    async def Execute(self, request_iterator: AsyncIterator[storage_pb2.RequestBatch],
+                      context: grpc.aio.ServicerContext) -> None:
+        out: asyncio.Queue[storage_pb2.Response | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+        reader = asyncio.create_task(self._read_requests(request_iterator, out, tasks))
+        try:
+            ended = False
+            while not ended:
+                first = await out.get()
+                if first is None:
+                    break
+                batch = storage_pb2.ResponseBatch(responses=[first])
+                while not out.empty() and len(batch.responses) < _MAX_RESPONSES_PER_BATCH:
+                    more = out.get_nowait()
+                    if more is None:
+                        ended = True
+                        break
+                    batch.responses.append(more)
+                await context.write(batch)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.debug("Execute stream closed while answering: %r", exc)  # the router went away
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def _read_requests(self, request_iterator: AsyncIterator[storage_pb2.RequestBatch],
+                             out: asyncio.Queue[storage_pb2.Response | None],
+                             tasks: set[asyncio.Task[None]]) -> None:
+        try:
+            async for batch in request_iterator:
+                for request in batch.requests:
+                    task = asyncio.create_task(self._answer(request, out))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            # The router half-closed: finish what it asked, then end the stream.
+            await asyncio.gather(*list(tasks), return_exceptions=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stream broke: nobody is left to answer
+            log.debug("Execute stream ended: %r", exc)
+        out.put_nowait(None)
+
+    async def _answer(self, request: storage_pb2.Request,
+                      out: asyncio.Queue[storage_pb2.Response | None]) -> None:
+        out.put_nowait(await self.handle(request))
+
+    # -- one request
+
+    async def handle(self, request: storage_pb2.Request) -> storage_pb2.Response:
+        """Serve one request; never raises (every failure is an error answer)."""
+        handler = _HANDLERS.get(request.operation)
+        try:
+            if handler is None:
+                raise UnknownOperationException(f"Unknown operation: {request.operation}")
+            body = _parse(request.body)
+            answer = await handler(self, request, body)
+            return storage_pb2.Response(request_id=request.request_id, body=answer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return _error_response(request.request_id, exc)
+
+    # -- writes
+
+    async def _write(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = request.partition
+        self._require_partition(group)
+        if len(request.body) > _MAX_COMMAND_BYTES:
+            raise ValidationException(f"the request is larger than {_MAX_COMMAND_BYTES} bytes")
+        self._check_command(group, request.operation, body)
+        return await self._propose(group, encode_command(request.operation, body))
+
+    def _check_command(self, group: str, op: str, body: dict[str, Any]) -> None:
+        """Refuse what apply would refuse for its shape alone, before it costs a log entry."""
+        items = self._machine.items
+        if op == "Write":
+            items.check_write(group, body)
+        elif op == "BatchWrite":
+            batch = body.get("writes")
+            if not isinstance(batch, list) or not batch:
+                raise ValidationException("BatchWrite needs a non-empty list of writes")
+            for one in batch:
+                items.check_write(group, one)
+        else:
+            _table(body)
+
+    async def _meta(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        if META_GROUP not in self._groups:
+            raise _Redirect("")
+        op = body.get("op")
+        if op == "Catalog":
+            await self._linearizable(META_GROUP)
+            return orjson.dumps(self._machine.meta.catalog())
+        if op not in META_WRITES:
+            raise ValidationException(f"unknown Meta operation {op!r}")
+        return await self._propose(META_GROUP, stamp_command(body, int(time.time() * 1000)))
+
+    async def _propose(self, group: str, data: bytes) -> bytes:
+        self._require_leader(group)
+        timeout_s = self._config.write_timeout_ms / 1000
+        try:
+            result = await asyncio.wait_for(self._driver.propose(group, data), timeout_s)
+        except (OutcomeUnknown, asyncio.TimeoutError) as exc:
+            raise ServerError(f"the outcome of the write is unknown ({exc!r})") from None
+        except ProposalDropped as exc:
+            raise Unavailable(f"proposal refused for now: {exc}") from None
+        if isinstance(result, Exception):  # the state machine's answer: a failed condition, ...
+            raise result
+        return orjson.dumps(result)
+
+    # -- reads
+
+    async def _get(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = request.partition
+        self._require_partition(group)
+        table, key = _table(body), _b64(body, "key")
+        items = self._machine.items
+        if not key.startswith(layout.table_prefix(table)) or not items.owns(group, key):
+            raise ValidationException(f"the key does not belong to partition {group}")
+        if body.get("consistent"):
+            await self._linearizable(group)
+        raw = items.get(key)
+        return b'{"Item":' + (raw if raw is not None else b"null") + b"}"
+
+    async def _range(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = request.partition
+        self._require_partition(group)
+        table = _table(body)
+        wanted = KeyRange(_b64(body, "low"), _b64(body, "high"))
+        reverse = bool(body.get("reverse"))
+        if body.get("consistent"):
+            await self._linearizable(group)
+        ranges = [KeyRange(max(r.low, wanted.low), min(r.high, wanted.high))
+                  for r in self._machine.items.ranges(group, table)]
+        page = _Page(_positive(body, "limit"), _positive(body, "max_bytes") or _DEFAULT_PAGE_BYTES)
+        for key_range in (reversed(ranges) if reverse else ranges):
+            if page.more:
+                break
+            self._machine.items.scan(key_range, page.visit, reverse)
+        return page.encode()
+
+    async def _digest(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = body.get("group") or request.partition
+        if group == META_GROUP and META_GROUP in self._groups:
+            meta = self._machine.meta
+            return orjson.dumps({"applied": meta.applied(), "digest": meta.digest()})
+        self._require_partition(group)
+        items = self._machine.items
+        return orjson.dumps({"applied": items.applied(group), "digest": items.digest(group)})
+
+    async def _linearizable(self, group: str) -> None:
+        """Return once this replica's applied state may answer a linearizable read."""
+        self._require_leader(group)
+        if self._driver.lease_read_ok(group):
+            return
+        try:
+            await asyncio.wait_for(self._driver.read_index(group),
+                                   self._config.read_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"no read index for {group} in time") from None
+
+    # -- checks
+
+    def _require_partition(self, group: str) -> None:
+        if group == META_GROUP or group not in self._groups:
+            raise _Redirect("")
+
+    def _require_leader(self, group: str) -> None:
+        if not self._driver.is_leader(group):
+            raise NotLeader(self._driver.leader(group))
+
+
+class _Page:
+    """A Range page: stops after `limit` items or once their sizes reach `max_bytes` (the item
+    that crosses it included), then looks at one more item only to tell `more`."""
+
+    def __init__(self, limit: int | None, max_bytes: int) -> None:
+        self._limit = limit
+        self._max_bytes = max_bytes
+        self._parts: list[bytes] = []
+        self._bytes = 0
+        self._full = False
+        self.more = False
+
+    def visit(self, key: bytes, value: bytes) -> bool:
+        if self._full:
+            self.more = True
+            return False
+        self._parts.append(b'["' + base64.b64encode(key) + b'",' + value + b"]")
+        self._bytes += item_size(orjson.loads(value))
+        self._full = ((self._limit is not None and len(self._parts) >= self._limit)
+                      or self._bytes >= self._max_bytes)
+        return True
+
+    def encode(self) -> bytes:
+        more = b"true" if self.more else b"false"
+        return b'{"Items":[' + b",".join(self._parts) + b'],"more":' + more + b"}"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise ValidationException("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValidationException("the request body must be a JSON object")
+    return body
+
+
+def _table(body: dict[str, Any]) -> str:
+    table = body.get("table")
+    if not isinstance(table, str):
+        raise ValidationException("a table id is required")
+    try:
+        layout.table_prefix(table)
+    except ValueError as exc:
+        raise ValidationException(str(exc)) from None
+    return table
+
+
+def _b64(body: dict[str, Any], name: str) -> bytes:
+    raw = body.get(name)
+    if not isinstance(raw, str):
+        raise ValidationException(f"{name} must be a base64 string")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ValidationException(f"{name} is not valid base64") from None
+
+
+def _positive(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationException(f"{name} must be a positive integer")
+    return value
+
+
+def _error_response(request_id: int, exc: BaseException) -> storage_pb2.Response:
+    if isinstance(exc, _Redirect):
+        return storage_pb2.Response(request_id=request_id, error_type=NOT_LEADER,
+                                    error_message=str(exc), leader_hint=exc.hint)
+    if isinstance(exc, NotLeader):
+        if exc.leader_id is None:  # nobody leads yet: retry later
+            return storage_pb2.Response(request_id=request_id, error_type=UNAVAILABLE,
+                                        error_message="no leader yet")
+        return storage_pb2.Response(request_id=request_id, error_type=NOT_LEADER,
+                                    error_message=str(exc), leader_hint=exc.leader_id)
+    if isinstance(exc, ConditionalCheckFailedException):
+        body = orjson.dumps({"Item": exc.item}) if exc.item is not None else b""
+        return storage_pb2.Response(request_id=request_id, error_type=type(exc).__name__,
+                                    error_message=exc.message, body=body)
+    if isinstance(exc, Unavailable):
+        return storage_pb2.Response(request_id=request_id, error_type=UNAVAILABLE,
+                                    error_message=exc.message)
+    if isinstance(exc, DynalabError):
+        return storage_pb2.Response(request_id=request_id, error_type=type(exc).__name__,
+                                    error_message=exc.message)
+    if isinstance(exc, (KeyError, RuntimeError)):  # group removed / driver stopped meanwhile
+        return storage_pb2.Response(request_id=request_id, error_type=UNAVAILABLE,
+                                    error_message=repr(exc))
+    log.exception("request %d failed", request_id, exc_info=exc)
+    return storage_pb2.Response(request_id=request_id, error_type=ServerError.__name__,
+                                error_message=repr(exc))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "Write": StorageService._write,
+    "BatchWrite": StorageService._write,
+    "DropTable": StorageService._write,
+    "Get": StorageService._get,
+    "Range": StorageService._range,
+    "Meta": StorageService._meta,
+    "Digest": StorageService._digest,
+}

@@ -1,0 +1,126 @@
+"""The state machines' share of the node's one RocksDB (the RocksLogEngine's DB).
+
+Column families next to the Raft log:
+  "items":   dynalab.layout storage key            ->  orjson.dumps(item)  (wire form)
+  "applied": group name (UTF-8)                    ->  u64be index of the last entry applied
+  "meta":    b"catalog"                            ->  the meta group's catalog (JSON)
+
+State-machine writes go without fsync: the Raft log is durable, and a write lost in a power cut
+takes its applied index with it (same WriteBatch), so the entries are simply applied again.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Callable, Sequence
+
+from rocksdict import ReadOptions, WriteBatch, WriteOptions
+
+from dynalab.layout import TABLE_ID_BYTES, KeyRange
+from node.logstore import RocksLogEngine
+
+__all__ = ["ITEMS_CF", "APPLIED_CF", "META_CF", "COLUMN_FAMILIES", "StateDB", "Visit"]
+
+ITEMS_CF = "items"
+APPLIED_CF = "applied"
+META_CF = "meta"
+COLUMN_FAMILIES = (ITEMS_CF, APPLIED_CF, META_CF)
+
+_U64 = struct.Struct(">Q")
+Visit = Callable[[bytes, bytes], bool]  # (key, value) -> go on?
+
+
+class StateDB:
+    """Access to the state-machine column families; one per node, used from the event loop."""
+
+    def __init__(self, engine: RocksLogEngine) -> None:
+        db = engine.db
+        self._db = db
+        self._items = db.get_column_family(ITEMS_CF)
+        self._applied = db.get_column_family(APPLIED_CF)
+        self._meta = db.get_column_family(META_CF)
+        self.items_h = db.get_column_family_handle(ITEMS_CF)
+        self.applied_h = db.get_column_family_handle(APPLIED_CF)
+        self.meta_h = db.get_column_family_handle(META_CF)
+        self._nosync = WriteOptions()
+        self._nosync.sync = False
+
+    # -- applied index
+
+    def applied(self, group: str) -> int:
+        raw = self._applied.get(group.encode())
+        return 0 if raw is None else _U64.unpack(raw)[0]
+
+    def stage_applied(self, wb: WriteBatch, group: str, index: int) -> None:
+        wb.put(group.encode(), _U64.pack(index), self.applied_h)
+
+    # -- items
+
+    def get_item(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._items.get(key)
+        return value
+
+    def scan(self, key_range: KeyRange, visit: Visit, reverse: bool = False) -> None:
+        """Call `visit` on the items of `key_range` in key order (descending if `reverse`) until
+        it returns False or the range ends. The iterator never outlives the call."""
+        if key_range.low >= key_range.high:
+            return
+        opts = ReadOptions()
+        opts.set_iterate_lower_bound(key_range.low)
+        opts.set_iterate_upper_bound(key_range.high)
+        it = self._items.iter(opts)
+        try:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek(key_range.low)
+            while it.valid():
+                if not visit(it.key(), it.value()):
+                    return
+                if reverse:
+                    it.prev()
+                else:
+                    it.next()
+        finally:
+            del it
+
+    def table_ids(self) -> list[str]:
+        """Ids of the tables with at least one item on this node, ascending (= key order)."""
+        found: list[str] = []
+        it = self._items.iter()
+        try:
+            it.seek_to_first()
+            while it.valid():  # one seek per table, not one step per item
+                prefix = it.key()[:TABLE_ID_BYTES]
+                found.append(prefix.hex())
+                following = int.from_bytes(prefix, "big") + 1
+                if following >= 1 << (8 * TABLE_ID_BYTES):
+                    break
+                it.seek(following.to_bytes(TABLE_ID_BYTES, "big"))
+        finally:
+            del it
+        return found
+
+    # -- meta
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._meta.get(key)
+        return value
+
+    # -- writing
+
+    def batch(self) -> WriteBatch:
+        return WriteBatch(raw_mode=True)
+
+    def write(self, wb: WriteBatch) -> None:
+        if not wb.is_empty():
+            self._db.write(wb, self._nosync)
+
+    def delete_ranges(self, wb: WriteBatch, ranges: Sequence[KeyRange]) -> None:
+        for key_range in ranges:
+            if key_range.low < key_range.high:
+                wb.delete_range(key_range.low, key_range.high, self.items_h)
+
+    def close(self) -> None:
+        """Drop the column-family handles (they keep RocksDB open); call before engine.close()."""
+        if hasattr(self, "_items"):
+            del self._items, self._applied, self._meta, self.items_h, self.applied_h, self.meta_h
