@@ -25,7 +25,8 @@ from dynalab.topology import Topology
 
 __all__ = [
     "Partition", "PartitionMap", "RING_SIZE", "RingSnapshot", "node_tokens", "ownership",
-    "partition_id", "partitions", "replica_ownership", "replicas_for",
+    "partition_id", "partitions", "replica_ownership", "replicas_for", "META_GROUP",
+    "meta_voters",
 ]
 
 RING_SIZE = 1 << 64  # tokens are 0 .. RING_SIZE - 1
@@ -183,3 +184,12 @@ def replica_ownership(parts: Sequence[Partition]) -> dict[str, float]:
         for node in part.replicas:
             share[node] = share.get(node, 0) + part.size
     return {node: size / RING_SIZE for node, size in sorted(share.items())}
+
+
+META_GROUP = "meta"
+
+
+def meta_voters(topology: Topology, region: str) -> tuple[str, ...]:
+    """The metadata group's voters: the first node (by id) of each AZ of the region, in AZ order
+    (docs/cluster.md)."""
+    return tuple(min(node.id for node in az.nodes) for az in topology.region(region).azs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from node.items import ItemMachine
-from node.meta import META_GROUP, MetaMachine
+from dynalab.ring import META_GROUP
+from node.meta import MetaMachine
 from replication.types import Entry, Snapshot
 
 __all__ = ["NodeMachine"]

@@ -34,14 +34,14 @@ from dynalab.errors import (
     ServerError,
     ValidationException,
 )
+from dynalab.ring import META_GROUP
 from node.statedb import StateDB
 from replication.types import Entry, Snapshot
 
-__all__ = ["MetaMachine", "META_GROUP", "META_WRITES", "STATUSES", "stamp_command"]
+__all__ = ["MetaMachine", "META_WRITES", "STATUSES", "stamp_command"]
 
 log = logging.getLogger(__name__)
 
-META_GROUP = "meta"
 META_WRITES = ("CreateTable", "SetStatus", "DeleteTable", "UpdateTable")
 STATUSES = ("CREATING", "ACTIVE", "UPDATING", "DELETING", "DELETED")
 _CATALOG_KEY = b"catalog"

@@ -14,12 +14,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynalab.ring import Partition, PartitionMap, RingSnapshot
+from dynalab.ring import Partition, PartitionMap, RingSnapshot, meta_voters
 from dynalab.topology import NodeSpec, Topology
 from node.items import ItemMachine
 from node.logstore import RocksLogEngine
 from node.machine import NodeMachine
-from node.meta import META_GROUP, MetaMachine
+from dynalab.ring import META_GROUP
+from node.meta import MetaMachine
 from node.raft_codec import RaftCodec
 from node.raft_transport import GrpcRaftTransport, TransportConfig
 from node.service import ServiceConfig, StorageService
@@ -28,7 +29,7 @@ from proto import storage_pb2_grpc
 from replication.driver import DriverConfig, RaftDriver
 from replication.raft import Message, RaftConfig
 
-__all__ = ["NodeConfig", "StorageNode", "meta_voters", "node_partitions", "db_path"]
+__all__ = ["NodeConfig", "StorageNode", "node_partitions", "db_path"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,6 @@ class NodeConfig:
     # routers (up to 64 MB, router/nodes.py) arrive on the same server.
     max_receive_bytes: int = 64 << 20
     service: ServiceConfig = ServiceConfig()
-
-
-def meta_voters(topology: Topology, region: str) -> tuple[str, ...]:
-    """The first node (by id) of each AZ of the region, in AZ order."""
-    return tuple(min(node.id for node in az.nodes) for az in topology.region(region).azs)
 
 
 def node_partitions(topology: Topology, node_id: str) -> dict[str, Partition]:

@@ -42,7 +42,8 @@ from dynalab.topology import NodeSpec
 from dynalab.values import item_size
 from node.items import encode_command
 from node.machine import NodeMachine
-from node.meta import META_GROUP, META_WRITES, stamp_command
+from dynalab.ring import META_GROUP
+from node.meta import META_WRITES, stamp_command
 from proto import storage_pb2, storage_pb2_grpc
 from replication.driver import OutcomeUnknown, RaftDriver
 from replication.raft import NotLeader, ProposalDropped

@@ -27,17 +27,16 @@ import orjson
 
 from dynalab import errors
 from dynalab.layout import item_token
-from dynalab.ring import Partition, PartitionMap, RingSnapshot
+from dynalab.ring import META_GROUP, Partition, PartitionMap, RingSnapshot, meta_voters
 from dynalab.topology import Topology
 from dynalab.values import Item, KeySchema
 from router.nodes import (LOST, NOT_LEADER, TIMEOUT, UNAVAILABLE, Reply, StorageRequest,
                           StorageTransport)
 
-__all__ = ["RetryConfig", "Routing", "META_GROUP", "meta_voters"]
+__all__ = ["RetryConfig", "Routing"]
 
 log = logging.getLogger(__name__)
 
-META_GROUP = "meta"
 
 # Node answers whose error_type names one of these become that exception; the rest are bugs.
 _CLIENT_ERRORS: dict[str, type[errors.DynalabError]] = {
@@ -54,11 +53,6 @@ class RetryConfig:
     max_attempts: int = 12
     backoff_ms: tuple[int, int] = (10, 250)
     suspect_ms: int = 3000           # a replica that failed is tried last for this long
-
-
-def meta_voters(topology: Topology, region: str) -> tuple[str, ...]:
-    """The metadata group's voters: the first node (by id) of each AZ (docs/cluster.md)."""
-    return tuple(min(node.id for node in az.nodes) for az in topology.region(region).azs)
 
 
 class Routing:

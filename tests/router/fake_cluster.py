@@ -27,7 +27,7 @@ from dynalab.ring import Partition, PartitionMap, RingSnapshot
 from dynalab.topology import Topology
 from dynalab.values import Item, item_size
 from router.nodes import NOT_LEADER, UNAVAILABLE, Reply, StorageRequest
-from router.routing import META_GROUP, meta_voters
+from dynalab.ring import META_GROUP, meta_voters
 
 _LEADER_ONLY = ("Write", "BatchWrite", "DropTable", "Meta")
 
