@@ -1,13 +1,15 @@
 """`python -m node --data-dir DATA_DIR --id NODE_ID`: run one storage node (docs/cluster.md).
 
 Reads DATA_DIR/topology.json, keeps its RocksDB in DATA_DIR/nodes/NODE_ID/db, serves gRPC on
-its grpc_port, logs to stdout, and exits cleanly on SIGTERM (or SIGINT).
+its grpc_port, logs to stdout, and exits cleanly on SIGTERM (or SIGINT). The stream retention
+comes from DYNALAB_STREAM_RETENTION_S (seconds; default 24 h).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from dynalab.topology import topology_from_dict
+from node import streams
 from node.server import NodeConfig, StorageNode
 
 __all__ = ["main"]
@@ -40,7 +43,8 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     topology = topology_from_dict(orjson.loads((args.data_dir / "topology.json").read_bytes()))
     config = NodeConfig(tick_ms=args.tick_ms, election_ticks=args.election_ticks,
-                        compact_after_entries=args.compact_after_entries)
+                        compact_after_entries=args.compact_after_entries,
+                        stream_retention_s=streams.retention_s(os.environ))
     node = StorageNode(topology, args.node_id, args.data_dir, config)  # inside the loop
     try:
         await node.start()

@@ -1,9 +1,13 @@
-"""The item state machine: every partition group a node hosts, over the "items" column family.
+"""The item state machine: every partition group a node hosts, over the "items", "versions" and
+"streams" column families.
 
-A log entry is a JSON command, the Execute body with its operation added:
-  {"op": "Write", "table": id, "write": <dynalab.writes.encode(prepared) as a JSON object>}
-  {"op": "BatchWrite", "writes": [{"table": id, "write": ...}, ...]}
-  {"op": "DropTable", "table": id}
+A log entry is a JSON command, the Execute body with its operation and the leader's clock
+(`now_ms`, stamped at propose) added:
+  {"op": "Write", "table": id, "write": <dynalab.writes.encode(prepared) as a JSON object>,
+   "stream": view type or null, "global": bool, "now_ms": n}
+  {"op": "BatchWrite", "writes": [{"table": id, "write": ..., "stream", "global"}, ...], ...}
+  {"op": "DropTable", "table": id, "now_ms": n}
+  {"op": "ReplicaApply", "table": id, "key_schema": [...], "changes": [...], "now_ms": n}
 
 Applying is deterministic (conditions are evaluated here, in log order, on every replica). A
 command the client caused to fail (ConditionalCheckFailedException, ValidationException) changes
@@ -14,7 +18,12 @@ skipped, because the driver applies the log again after a restart.
 
 A group owns the ring range (start, end] of its partition: for each table the key ranges
 `layout.token_ranges(table, start, end)`. Snapshots, restores, DropTable and Digest work on
-exactly those ranges, across all tables present on the node.
+exactly those ranges, across all tables present on the node, and on the group's shards.
+
+Streams and global tables (docs/cluster.md): a write that changes an item of a table with a stream
+or a global table also stages a change record (node/streams.py) in the same WriteBatch; a global
+table's write also stages the item's version `(ts, origin)` in the `versions` column family (a
+delete keeps it: the tombstone). A plain table's write touches neither: its path is unchanged.
 """
 from __future__ import annotations
 
@@ -29,60 +38,80 @@ from rocksdict import WriteBatch
 
 from dynalab import layout, writes
 from dynalab.errors import DynalabError, ServerError, ValidationException
+from dynalab.hlc import Timestamp, Version, wins, write_timestamp
 from dynalab.layout import KeyRange
 from dynalab.ring import Partition
-from dynalab.values import Item
-from node.statedb import StateDB, Visit
+from dynalab.values import KEY_TYPES, Item, KeySchema, validate_key
+from node import streams
+from node.statedb import ITEMS_CF, STREAMS_CF, VERSIONS_CF, StateDB, Visit
+from node.streams import StreamStore
 from replication.types import Entry, Snapshot
 
-__all__ = ["ItemMachine", "encode_command", "WRITE_OPS", "SNAPSHOT_MAGIC"]
+__all__ = ["ItemMachine", "encode_command", "WRITE_OPS", "SNAPSHOT_MAGIC", "MAX_REPLICA_CHANGES"]
 
 log = logging.getLogger(__name__)
 
-WRITE_OPS = ("Write", "BatchWrite", "DropTable")
-SNAPSHOT_MAGIC = b"DLI1"
+WRITE_OPS = ("Write", "BatchWrite", "DropTable", "ReplicaApply")
+SNAPSHOT_MAGIC = b"DLI2"  # DLI2 records carry a column-family tag; DLI1 (items only) still reads
+_SNAPSHOT_V1 = b"DLI1"
+MAX_REPLICA_CHANGES = 10_000
 _LEN = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+_FAMILIES = (ITEMS_CF, VERSIONS_CF, STREAMS_CF)  # a snapshot record's tag is the index here
 
 
-def encode_command(op: str, body: Mapping[str, Any]) -> bytes:
-    """The log entry for an Execute write `op` with parsed `body`."""
+def encode_command(op: str, body: Mapping[str, Any], now_ms: int = 0) -> bytes:
+    """The log entry for an Execute write `op` with parsed `body`, stamped with the leader's
+    wall clock (`now_ms`: the time of its change records, the wall part of its HLC stamps)."""
     if op not in WRITE_OPS:
         raise ValueError(f"not an item command: {op}")
-    return orjson.dumps({**body, "op": op})
+    return orjson.dumps({**body, "op": op, "now_ms": now_ms})
 
 
 @dataclass(frozen=True, slots=True)
 class _Change:
-    """One staged change: put `value` under `key` (None: delete), or drop `ranges`."""
+    """One staged change in a column family: put `value` under `key` (None: delete), or delete
+    `ranges`."""
 
+    family: str
     key: bytes = b""
     value: bytes | None = None
     ranges: tuple[KeyRange, ...] = ()
 
 
 class _View:
-    """Items as of the entries staged so far in one apply call (the WriteBatch is unreadable)."""
+    """Items and versions as of the entries staged so far in one apply call (the WriteBatch is
+    unreadable)."""
 
     def __init__(self, db: StateDB) -> None:
         self._db = db
-        self._items: dict[bytes, bytes | None] = {}
-        self._dropped: list[KeyRange] = []
+        self._keys: dict[tuple[str, bytes], bytes | None] = {}
+        self._dropped: list[tuple[str, KeyRange]] = []
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self._items:
-            return self._items[key]
-        if any(key in r for r in self._dropped):
+        return self._read(ITEMS_CF, key)
+
+    def get_version(self, key: bytes) -> bytes | None:
+        return self._read(VERSIONS_CF, key)
+
+    def _read(self, family: str, key: bytes) -> bytes | None:
+        if (family, key) in self._keys:
+            return self._keys[(family, key)]
+        if any(f == family and key in r for f, r in self._dropped):
             return None
-        return self._db.get_item(key)
+        return self._below(family, key)
+
+    def _below(self, family: str, key: bytes) -> bytes | None:
+        return self._db.get_item(key) if family == ITEMS_CF else self._db.get_version(key)
 
     def take(self, change: _Change) -> None:
         if change.ranges:
-            self._dropped.extend(change.ranges)
-            for key in [k for k in self._items if any(k in r for r in change.ranges)]:
-                self._items[key] = None
+            self._dropped.extend((change.family, r) for r in change.ranges)
+            for family, key in [fk for fk in self._keys if fk[0] == change.family
+                                and any(fk[1] in r for r in change.ranges)]:
+                self._keys[(family, key)] = None
         else:
-            self._items[change.key] = change.value
+            self._keys[(change.family, change.key)] = change.value
 
 
 class _Staged(_View):
@@ -93,25 +122,49 @@ class _Staged(_View):
         self._base = base
         self.changes: list[_Change] = []
 
-    def get(self, key: bytes) -> bytes | None:
-        if key in self._items:
-            return self._items[key]
-        if any(key in r for r in self._dropped):
-            return None
-        return self._base.get(key)
+    def _below(self, family: str, key: bytes) -> bytes | None:
+        return self._base._read(family, key)
 
-    def put(self, key: bytes, value: bytes | None) -> None:
-        change = _Change(key, value)
+    def put(self, family: str, key: bytes, value: bytes | None) -> None:
+        self.stage(_Change(family, key, value))
+
+    def stage(self, change: _Change) -> None:
         self.changes.append(change)
         self.take(change)
 
 
-class ItemMachine:
-    """StateMachine for the partition groups of one node (the `partitions` it hosts)."""
+class _EntryContext:
+    """What applying one entry needs besides the command: where its records go and their
+    positions (one entry may make several records)."""
 
-    def __init__(self, db: StateDB, partitions: Mapping[str, Partition]) -> None:
+    def __init__(self, group: str, index: int, now_ms: int, staged: _Staged) -> None:
+        self.group = group
+        self.index = index
+        self.now_ms = now_ms
+        self.staged = staged
+        self._records = 0
+
+    def record(self, table: str, keys: Item, old: bytes | None, new: bytes | None,
+               version: Version) -> None:
+        """Stage the change record of one item change (images as stored JSON bytes)."""
+        seq = streams.seq_number(self.index, self._records)
+        self._records += 1
+        self.staged.put(STREAMS_CF, streams.record_key(table, self.group, seq),
+                        streams.encode_record(seq, keys, old, new, self.now_ms, version))
+
+
+class ItemMachine:
+    """StateMachine for the partition groups of one node (the `partitions` it hosts) in
+    `region` (the origin of its local writes' change records and versions)."""
+
+    def __init__(self, db: StateDB, partitions: Mapping[str, Partition],
+                 region: str = "local") -> None:
         self._db = db
         self._partitions = dict(partitions)
+        self._region = region
+        self._handles = {ITEMS_CF: db.items_h, VERSIONS_CF: db.versions_h,
+                         STREAMS_CF: db.streams_h}
+        self.streams = StreamStore(db)
 
     # -- what a group owns
 
@@ -129,8 +182,11 @@ class ItemMachine:
         token = int.from_bytes(key[layout.TABLE_ID_BYTES:layout.TABLE_ID_BYTES + 8], "big")
         return self._partitions[group].contains(token)
 
-    def _all_ranges(self, group: str, extra_tables: Sequence[str] = ()) -> list[KeyRange]:
-        tables = sorted(set(self._db.table_ids()) | set(extra_tables))
+    def _all_ranges(self, group: str, extra_tables: Sequence[str] = (),
+                    family: str = ITEMS_CF) -> list[KeyRange]:
+        tables = sorted(set(self._db.table_ids(family)) | set(extra_tables))
+        if family == STREAMS_CF:
+            return [streams.shard_range(table, group) for table in tables]
         return [r for table in tables for r in self.ranges(group, table)]
 
     # -- StateMachine
@@ -153,13 +209,22 @@ class ItemMachine:
         return results
 
     def snapshot(self, group: str) -> bytes:
+        """Items, versions and change records of the group (DLI2): a replica restored from it
+        serves the same items and the same shards as the leader that made it."""
         parts = [SNAPSHOT_MAGIC, _U64.pack(self._db.applied(group))]
 
-        def add(key: bytes, value: bytes) -> bool:
-            parts.extend((_LEN.pack(len(key)), key, _LEN.pack(len(value)), value))
-            return True
-        for key_range in self._all_ranges(group):
-            self._db.scan(key_range, add)
+        def adder(tag: int) -> Visit:
+            head = bytes([tag])
+
+            def add(key: bytes, value: bytes) -> bool:
+                parts.extend((head, _LEN.pack(len(key)), key, _LEN.pack(len(value)), value))
+                return True
+            return add
+        scans = {ITEMS_CF: self._db.scan, VERSIONS_CF: self._db.scan_versions,
+                 STREAMS_CF: self._db.scan_records}
+        for tag, family in enumerate(_FAMILIES):
+            for key_range in self._all_ranges(group, family=family):
+                scans[family](key_range, adder(tag))
         return b"".join(parts)
 
     def restore(self, group: str, snapshot: Snapshot) -> None:
@@ -168,17 +233,24 @@ class ItemMachine:
             # Our own state is already past it (add_group after a restart): the entries in
             # between are committed, so they are what we applied; nothing to replace.
             return
-        items = _decode_snapshot(snapshot.data)
-        tables = sorted({k[:layout.TABLE_ID_BYTES].hex() for k, _ in items})
+        records = _decode_snapshot(snapshot.data)
+        tables = sorted({k[:layout.TABLE_ID_BYTES].hex() for _, k, _ in records})
         wb = self._db.batch()
-        self._db.delete_ranges(wb, self._all_ranges(group, tables))
-        for key, value in items:
-            if not self.owns(group, key):
+        for family in _FAMILIES:
+            for key_range in self._all_ranges(group, tables, family):
+                wb.delete_range(key_range.low, key_range.high, self._handles[family])
+        for family, key, value in records:
+            if not self._snapshot_key_ok(group, family, key):
                 raise ValueError(f"snapshot of {group} holds a key outside its range")
-            wb.put(key, value, self._db.items_h)
+            wb.put(key, value, self._handles[family])
         self._db.stage_applied(wb, group, index)
         self._db.write(wb)
-        log.info("group %s: restored %d items from the snapshot at %d", group, len(items), index)
+        log.info("group %s: restored %d keys from the snapshot at %d", group, len(records), index)
+
+    def _snapshot_key_ok(self, group: str, family: str, key: bytes) -> bool:
+        if family == STREAMS_CF:
+            return len(key) > layout.TABLE_ID_BYTES and streams.shard_of(key)[1] == group
+        return self.owns(group, key)
 
     # -- reads (served from the applied state)
 
@@ -189,11 +261,16 @@ class ItemMachine:
         """The stored item (orjson bytes) under a storage key."""
         return self._db.get_item(key)
 
+    def version(self, key: bytes) -> Version | None:
+        """The hidden (ts, origin) of a global table's item or tombstone (None: none kept)."""
+        return _version(self._db.get_version(key))
+
     def scan(self, key_range: KeyRange, visit: Visit, reverse: bool = False) -> None:
         self._db.scan(key_range, visit, reverse)
 
     def digest(self, group: str) -> str:
-        """sha256 over the group's items in key order (for comparing replicas)."""
+        """sha256 over the group's items, then its versions, in key order (for comparing
+        replicas). Change records are left out: each replica trims them on its own clock."""
         h = hashlib.sha256()
 
         def add(key: bytes, value: bytes) -> bool:
@@ -201,6 +278,20 @@ class ItemMachine:
             return True
         for key_range in self._all_ranges(group):
             self._db.scan(key_range, add)
+        for key_range in self._all_ranges(group, family=VERSIONS_CF):
+            self._db.scan_versions(key_range, add)
+        return h.hexdigest()
+
+    def streams_digest(self, group: str) -> str:
+        """sha256 over the group's change records in key order (admin: comparing replicas'
+        shards when nothing has been trimmed)."""
+        h = hashlib.sha256()
+
+        def add(key: bytes, value: bytes) -> bool:
+            h.update(_LEN.pack(len(key)) + key + _LEN.pack(len(value)) + value)
+            return True
+        for key_range in self._all_ranges(group, family=STREAMS_CF):
+            self._db.scan_records(key_range, add)
         return h.hexdigest()
 
     # -- applying one entry
@@ -208,7 +299,13 @@ class ItemMachine:
     def _apply_entry(self, group: str, entry: Entry, view: _View, wb: WriteBatch) -> object:
         staged = _Staged(self._db, view)
         try:
-            result = self._run(group, orjson.loads(entry.data), staged)
+            command = orjson.loads(entry.data)
+            if not isinstance(command, dict):
+                raise ValidationException("malformed command")
+            now_ms = command.get("now_ms") or 0  # entries from before stamping: time 0
+            if isinstance(now_ms, bool) or not isinstance(now_ms, int) or now_ms < 0:
+                raise ValidationException("now_ms must be a non-negative integer")
+            result = self._run(command, _EntryContext(group, entry.index, now_ms, staged))
         except DynalabError as exc:  # the client's (or a router's) fault: a result, not a crash
             return exc
         except Exception as exc:  # deterministic on every replica, so still only a result
@@ -216,33 +313,33 @@ class ItemMachine:
             return ServerError(f"applying entry {entry.index} failed: {exc!r}")
         for change in staged.changes:
             view.take(change)
+            handle = self._handles[change.family]
             if change.ranges:
-                self._db.delete_ranges(wb, change.ranges)
+                for key_range in change.ranges:
+                    if key_range.low < key_range.high:
+                        wb.delete_range(key_range.low, key_range.high, handle)
             elif change.value is None:
-                wb.delete(change.key, self._db.items_h)
+                wb.delete(change.key, handle)
             else:
-                wb.put(change.key, change.value, self._db.items_h)
+                wb.put(change.key, change.value, handle)
         return result
 
-    def _run(self, group: str, command: Any, staged: _Staged) -> object:
-        if not isinstance(command, dict):
-            raise ValidationException("malformed command")
+    def _run(self, command: dict[str, Any], ctx: _EntryContext) -> object:
         op = command.get("op")
         if op == "Write":
-            return self._write(group, command, staged)
+            return self._write(command, ctx)
         if op == "BatchWrite":
             batch = command.get("writes")
             if not isinstance(batch, list):
                 raise ValidationException("BatchWrite needs a list of writes")
             for one in batch:
-                self._write(group, one, staged)
+                self._write(one, ctx)
             return {}
         if op == "DropTable":
-            ranges = tuple(self.ranges(group, _table(command)))
-            change = _Change(ranges=ranges)
-            staged.changes.append(change)
-            staged.take(change)
+            self._drop(_table(command), ctx)
             return {}
+        if op == "ReplicaApply":
+            return self._replica_apply(command, ctx)
         raise ValidationException(f"unknown command {op!r}")
 
     def check_write(self, group: str, command: Any) -> tuple[writes.PreparedWrite, bytes]:
@@ -259,14 +356,135 @@ class ItemMachine:
             raise ValidationException(f"the key does not belong to partition {group}")
         return prepared, key
 
-    def _write(self, group: str, command: Any, staged: _Staged) -> dict[str, Any]:
-        prepared, key = self.check_write(group, command)
-        raw = staged.get(key)
+    def _write(self, command: Any, ctx: _EntryContext) -> dict[str, Any]:
+        prepared, key = self.check_write(ctx.group, command)
+        raw = ctx.staged.get(key)
         old: Item | None = orjson.loads(raw) if raw is not None else None
         outcome = writes.apply(prepared, old)
         if outcome.changed:
-            staged.put(key, None if outcome.item is None else orjson.dumps(outcome.item))
+            new = None if outcome.item is None else orjson.dumps(outcome.item)
+            ctx.staged.put(ITEMS_CF, key, new)
+            if command.get("global") is True or command.get("stream"):
+                self._bookkeep(command, ctx, key, prepared.key, raw, new)
         return {"Attributes": outcome.attributes} if outcome.attributes else {}
+
+    def _bookkeep(self, command: dict[str, Any], ctx: _EntryContext, key: bytes, keys: Item,
+                  old: bytes | None, new: bytes | None) -> None:
+        """The change record of a local write and, for a global table, the item's new version:
+        past the stored one, so a write that follows another of the item always wins."""
+        ts = Timestamp(ctx.now_ms, 0)
+        if command.get("global") is True:
+            stored = _version(ctx.staged.get_version(key))
+            ts = write_timestamp(ctx.now_ms, stored.ts if stored is not None else None)
+        version = Version(ts, self._region)
+        if command.get("global") is True:
+            ctx.staged.put(VERSIONS_CF, key, _encode_version(version))
+        ctx.record(_table(command), keys, old, new, version)
+
+    def _drop(self, table: str, ctx: _EntryContext) -> None:
+        ranges = tuple(self.ranges(ctx.group, table))
+        ctx.staged.stage(_Change(ITEMS_CF, ranges=ranges))
+        ctx.staged.stage(_Change(VERSIONS_CF, ranges=ranges))
+        ctx.staged.stage(_Change(STREAMS_CF, ranges=(streams.shard_range(table, ctx.group),)))
+
+    def check_replica_apply(self, group: str, command: Any) -> list[tuple[bytes, _Replicated]]:
+        """The changes of a ReplicaApply with their storage keys, if well-formed and all of this
+        group's range; else ValidationException."""
+        if not isinstance(command, dict):
+            raise ValidationException("malformed ReplicaApply")
+        table = _table(command)
+        names = _key_names(command.get("key_schema"))
+        changes = command.get("changes")
+        if not isinstance(changes, list) or not 0 < len(changes) <= MAX_REPLICA_CHANGES:
+            raise ValidationException(
+                f"ReplicaApply needs a list of 1 to {MAX_REPLICA_CHANGES} changes")
+        out = []
+        for change in changes:
+            replicated = _replicated(change, names)
+            key = layout.item_key(table, replicated.keys, replicated.schema)
+            if not self.owns(group, key):
+                raise ValidationException(f"the key does not belong to partition {group}")
+            out.append((key, replicated))
+        return out
+
+    def _replica_apply(self, command: dict[str, Any], ctx: _EntryContext) -> dict[str, int]:
+        """Last writer wins: a change applies iff its (ts, origin) is greater than the stored
+        one (tombstones included); equal is skipped, so a repeated batch changes nothing."""
+        table = _table(command)
+        applied = skipped = 0
+        for key, change in self.check_replica_apply(ctx.group, command):
+            if not wins(change.version, _version(ctx.staged.get_version(key))):
+                skipped += 1
+                continue
+            applied += 1
+            # The version moves even when the item does not, so every region holds the same one.
+            ctx.staged.put(VERSIONS_CF, key, _encode_version(change.version))
+            raw = ctx.staged.get(key)
+            old: Item | None = orjson.loads(raw) if raw is not None else None
+            if change.item != old:
+                new = None if change.item is None else orjson.dumps(change.item)
+                ctx.staged.put(ITEMS_CF, key, new)
+                ctx.record(table, change.keys, raw, new, change.version)
+        return {"applied": applied, "skipped": skipped}
+
+
+@dataclass(frozen=True, slots=True)
+class _Replicated:
+    """One ReplicaApply change, checked."""
+
+    keys: Item
+    schema: KeySchema
+    item: Item | None
+    version: Version
+
+
+def _key_names(raw: Any) -> tuple[str, str | None]:
+    """(hash name, range name) from a catalog entry's key_schema."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 2:
+        raise ValidationException("ReplicaApply needs the table's key_schema")
+    parts = {k.get("KeyType"): k.get("AttributeName") for k in raw if isinstance(k, dict)}
+    hash_name, range_name = parts.get("HASH"), parts.get("RANGE")
+    if not isinstance(hash_name, str) or (len(raw) == 2 and not isinstance(range_name, str)):
+        raise ValidationException("malformed key_schema")
+    return hash_name, range_name
+
+
+def _replicated(change: Any, names: tuple[str, str | None]) -> _Replicated:
+    if not isinstance(change, dict) or not isinstance(change.get("keys"), dict):
+        raise ValidationException("a replicated change needs keys")
+    keys: dict[str, Any] = change["keys"]
+    hash_name, range_name = names
+    schema = KeySchema(hash_name, _key_type(keys.get(hash_name)), range_name,
+                       _key_type(keys.get(range_name)) if range_name is not None else None)
+    parsed = validate_key(keys, schema)
+    item = change.get("item")
+    if item is not None and (not isinstance(item, dict)
+                             or any(item.get(name) != value for name, value in parsed.items())):
+        raise ValidationException("a replicated item must hold its keys")
+    try:
+        version = Version.from_wire(change)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationException(f"a replicated change needs ts and origin: {exc}") from None
+    return _Replicated(parsed, schema, item, version)
+
+
+def _key_type(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        (type_name,) = value
+        if type_name in KEY_TYPES:
+            return str(type_name)
+    raise ValidationException("The provided key element does not match the schema")
+
+
+def _version(raw: bytes | None) -> Version | None:
+    if raw is None:
+        return None
+    wall_ms, logical, origin = orjson.loads(raw)
+    return Version(Timestamp(wall_ms, logical), origin)
+
+
+def _encode_version(version: Version) -> bytes:
+    return orjson.dumps([version.ts.wall_ms, version.ts.logical, version.region])
 
 
 def _table(command: Mapping[str, Any]) -> str:
@@ -280,16 +498,22 @@ def _table(command: Mapping[str, Any]) -> str:
     return table
 
 
-def _decode_snapshot(data: bytes) -> list[tuple[bytes, bytes]]:
-    if not data.startswith(SNAPSHOT_MAGIC):
+def _decode_snapshot(data: bytes) -> list[tuple[str, bytes, bytes]]:
+    """(column family, key, value) of every record of a DLI2 (or items-only DLI1) snapshot."""
+    tagged = data.startswith(SNAPSHOT_MAGIC)
+    if not tagged and not data.startswith(_SNAPSHOT_V1):
         raise ValueError("not an item snapshot")
     pos = len(SNAPSHOT_MAGIC) + _U64.size
-    items: list[tuple[bytes, bytes]] = []
+    records: list[tuple[str, bytes, bytes]] = []
     while pos < len(data):  # every record moves pos forward, so this ends
+        family = ITEMS_CF
+        if tagged:
+            family = _FAMILIES[data[pos]]
+            pos += 1
         (klen,) = _LEN.unpack_from(data, pos)
         key = data[pos + 4:pos + 4 + klen]
         pos += 4 + klen
         (vlen,) = _LEN.unpack_from(data, pos)
-        items.append((key, data[pos + 4:pos + 4 + vlen]))
+        records.append((family, key, data[pos + 4:pos + 4 + vlen]))
         pos += 4 + vlen
-    return items
+    return records

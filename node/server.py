@@ -5,6 +5,10 @@ of, with the partition's replicas as voters, plus `meta` when the node is a meta
 node by id of each AZ). A group is bootstrapped on first start and recovered from the DB later
 (add_group does both). The server binds only after every group is recovered, so a node whose port
 accepts connections can serve.
+
+The node's wall clock is `dynalab.links.ClockSkew` (the chaos skew file is honoured by every
+wall-clock reading: command stamps and stream trimming). A background task trims the change
+records of every hosted partition past the stream retention, about once a second.
 """
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from dynalab.links import ClockSkew
 from dynalab.ring import Partition, PartitionMap, RingSnapshot, meta_voters
 from dynalab.topology import NodeSpec, Topology
+from node import streams
 from node.items import ItemMachine
 from node.logstore import RocksLogEngine
 from node.machine import NodeMachine
@@ -45,6 +51,7 @@ class NodeConfig:
     # routers (up to 64 MB, router/nodes.py) arrive on the same server.
     max_receive_bytes: int = 64 << 20
     service: ServiceConfig = ServiceConfig()
+    stream_retention_s: float = streams.DEFAULT_RETENTION_S
 
 
 def node_partitions(topology: Topology, node_id: str) -> dict[str, Partition]:
@@ -76,12 +83,15 @@ class StorageNode:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.engine = RocksLogEngine(path, extra_column_families=COLUMN_FAMILIES)
         self.db = StateDB(self.engine)
-        self.machine = NodeMachine(ItemMachine(self.db, self.partitions), MetaMachine(self.db))
+        self.clock = ClockSkew(data_dir, node_id)
+        self.machine = NodeMachine(ItemMachine(self.db, self.partitions, self.spec.region),
+                                   MetaMachine(self.db))
         self.transport = self._make_transport(topology)
         self.driver = self._make_driver()
         self.service = StorageService(self.spec, self.driver, self.machine,
-                                      frozenset(self.groups), config.service)
+                                      frozenset(self.groups), config.service, self.clock.now_ms)
         self._watcher: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
 
     def _make_transport(self, topology: Topology) -> GrpcRaftTransport[Message]:
         region = topology.region(self.spec.region)
@@ -107,14 +117,16 @@ class StorageNode:
             self.driver.add_group(group, voters)
         await self.driver.start()
         self._watcher = asyncio.create_task(self._watch_leaders(), name="leader-watch")
+        self._trimmer = asyncio.create_task(self._trim_streams(), name="stream-trim")
         log.info("node %s serving on %s:%d (%d groups%s)", self.spec.id, self.spec.host,
                  self.transport.port, len(self.groups),
                  ", meta voter" if META_GROUP in self.groups else "")
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        tasks = [t for t in (self._watcher, self._trimmer) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.driver.close()  # also closes the transport and its server
         self.db.close()
         self.engine.close()
@@ -130,3 +142,21 @@ class StorageNode:
                     log.info("leader %s: %s%s", group, leader or "none",
                              " (this node)" if leader == self.spec.id else "")
             await asyncio.sleep(self._config.tick_ms / 1000)
+
+    async def _trim_streams(self) -> None:
+        """Drop change records older than the retention, on this replica, about once a second
+        (more often for a retention of a few seconds, so tests need not wait long)."""
+        retention_ms = int(self._config.stream_retention_s * 1000)
+        interval_s = min(1.0, max(0.05, self._config.stream_retention_s / 4))
+        items = self.machine.items
+        while True:
+            await asyncio.sleep(interval_s)
+            cutoff_ms = self.clock.now_ms() - retention_ms
+            for group in self.partitions:
+                try:
+                    removed = items.streams.trim(group, cutoff_ms)
+                except Exception:  # noqa: BLE001 - a failed round must not end trimming
+                    log.exception("trimming the streams of %s failed", group)
+                    continue
+                if removed:
+                    log.debug("group %s: trimmed %d change records", group, removed)

@@ -9,7 +9,13 @@ Who serves what:
   answers with the state machine's result once the entry is applied here.
 * Get / Range: `consistent` -> the leader only, at once under its lease, else after a ReadIndex
   round; otherwise any replica, from its applied state.
-* Digest (admin, for tests): {"applied", "digest"} of a group on this replica.
+* ReplicaApply: like a write (one proposal for the batch of replicated changes).
+* StreamRead: the leader reads a shard (table, group) from its applied state (docs/cluster.md).
+* Digest (admin, for tests): {"applied", "digest", "streams_digest"} of a group on this
+  replica (items and versions; change records).
+
+Every item command is stamped with `now_ms` from the node's clock (wall clock plus the chaos
+clock-skew offset) when the leader proposes it, so all replicas apply the same times.
 
 Errors: `error_type` is the dynalab.errors class name; `NotLeader` + `leader_hint` when another
 replica leads (empty hint: this node does not host the group); `Unavailable` when no leader is
@@ -23,7 +29,7 @@ import base64
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import grpc
 import orjson
@@ -40,6 +46,7 @@ from dynalab.errors import (
 from dynalab.layout import KeyRange
 from dynalab.topology import NodeSpec
 from dynalab.values import item_size
+from node import streams
 from node.items import encode_command
 from node.machine import NodeMachine
 from dynalab.ring import META_GROUP
@@ -59,6 +66,13 @@ _MAX_RESPONSES_PER_BATCH = 512
 # One write is one log entry that the Raft transport must carry whole; DynamoDB's largest request
 # (BatchWriteItem) is 16 MB. Bigger would never fit a raft batch and would wedge the group.
 _MAX_COMMAND_BYTES = 17 << 20
+_DEFAULT_STREAM_RECORDS = 1000
+_DEFAULT_STREAM_BYTES = 1 << 20
+Clock = Callable[[], int]  # wall-clock milliseconds
+
+
+def _system_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +94,14 @@ Handler = Callable[["StorageService", storage_pb2.Request, dict[str, Any]], Awai
 
 class StorageService(storage_pb2_grpc.StorageServicer):
     def __init__(self, node: NodeSpec, driver: RaftDriver, machine: NodeMachine,
-                 groups: frozenset[str], config: ServiceConfig = ServiceConfig()) -> None:
+                 groups: frozenset[str], config: ServiceConfig = ServiceConfig(),
+                 clock: Clock = _system_ms) -> None:
         self._node = node
         self._driver = driver
         self._machine = machine
         self._groups = groups  # the groups this node hosts (fixed while it runs)
         self._config = config
+        self._clock = clock
 
     # -- gRPC
 
@@ -165,7 +181,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         if len(request.body) > _MAX_COMMAND_BYTES:
             raise ValidationException(f"the request is larger than {_MAX_COMMAND_BYTES} bytes")
         self._check_command(group, request.operation, body)
-        return await self._propose(group, encode_command(request.operation, body))
+        return await self._propose(group, encode_command(request.operation, body, self._clock()))
 
     def _check_command(self, group: str, op: str, body: dict[str, Any]) -> None:
         """Refuse what apply would refuse for its shape alone, before it costs a log entry."""
@@ -178,6 +194,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
                 raise ValidationException("BatchWrite needs a non-empty list of writes")
             for one in batch:
                 items.check_write(group, one)
+        elif op == "ReplicaApply":
+            items.check_replica_apply(group, body)
         else:
             _table(body)
 
@@ -190,7 +208,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             return orjson.dumps(self._machine.meta.catalog())
         if op not in META_WRITES:
             raise ValidationException(f"unknown Meta operation {op!r}")
-        return await self._propose(META_GROUP, stamp_command(body, int(time.time() * 1000)))
+        return await self._propose(META_GROUP, stamp_command(body, self._clock()))
 
     async def _propose(self, group: str, data: bytes) -> bytes:
         self._require_leader(group)
@@ -229,11 +247,30 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             await self._linearizable(group)
         ranges = [KeyRange(max(r.low, wanted.low), min(r.high, wanted.high))
                   for r in self._machine.items.ranges(group, table)]
-        page = _Page(_positive(body, "limit"), _positive(body, "max_bytes") or _DEFAULT_PAGE_BYTES)
+        page = _Page(_positive(body, "limit"), _positive(body, "max_bytes") or _DEFAULT_PAGE_BYTES,
+                     self._version_json if body.get("with_meta") is True else None)
         for key_range in (reversed(ranges) if reverse else ranges):
             if page.more:
                 break
             self._machine.items.scan(key_range, page.visit, reverse)
+        return page.encode()
+
+    def _version_json(self, key: bytes) -> bytes:
+        version = self._machine.items.version(key)
+        return b"null" if version is None else orjson.dumps(version.to_wire())
+
+    async def _stream_read(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        """A page of a shard's change records. The leader answers: every replica holds a correct
+        prefix of the shard, but the leader's is the longest."""
+        group = request.partition
+        self._require_partition(group)
+        self._require_leader(group)
+        table = _table(body)
+        after = body.get("after")
+        limit = _count(body, "limit", _DEFAULT_STREAM_RECORDS, streams.MAX_READ_RECORDS)
+        max_bytes = _positive(body, "max_bytes") or _DEFAULT_STREAM_BYTES
+        page = self._machine.items.streams.read(
+            table, group, None if after is None else streams.parse_seq(after), limit, max_bytes)
         return page.encode()
 
     async def _digest(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
@@ -243,7 +280,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             return orjson.dumps({"applied": meta.applied(), "digest": meta.digest()})
         self._require_partition(group)
         items = self._machine.items
-        return orjson.dumps({"applied": items.applied(group), "digest": items.digest(group)})
+        return orjson.dumps({"applied": items.applied(group), "digest": items.digest(group),
+                             "streams_digest": items.streams_digest(group)})
 
     async def _linearizable(self, group: str) -> None:
         """Return once this replica's applied state may answer a linearizable read."""
@@ -269,11 +307,14 @@ class StorageService(storage_pb2_grpc.StorageServicer):
 
 class _Page:
     """A Range page: stops after `limit` items or once their sizes reach `max_bytes` (the item
-    that crosses it included), then looks at one more item only to tell `more`."""
+    that crosses it included), then looks at one more item only to tell `more`. With
+    `meta_of` (Range's `with_meta`), each element also carries the item's hidden version."""
 
-    def __init__(self, limit: int | None, max_bytes: int) -> None:
+    def __init__(self, limit: int | None, max_bytes: int,
+                 meta_of: Callable[[bytes], bytes] | None = None) -> None:
         self._limit = limit
         self._max_bytes = max_bytes
+        self._meta_of = meta_of
         self._parts: list[bytes] = []
         self._bytes = 0
         self._full = False
@@ -283,7 +324,8 @@ class _Page:
         if self._full:
             self.more = True
             return False
-        self._parts.append(b'["' + base64.b64encode(key) + b'",' + value + b"]")
+        meta = b"" if self._meta_of is None else b"," + self._meta_of(key)
+        self._parts.append(b'["' + base64.b64encode(key) + b'",' + value + meta + b"]")
         self._bytes += item_size(orjson.loads(value))
         self._full = ((self._limit is not None and len(self._parts) >= self._limit)
                       or self._bytes >= self._max_bytes)
@@ -336,6 +378,15 @@ def _positive(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def _count(body: Mapping[str, Any], name: str, default: int, most: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise ValidationException(f"{name} must be an integer from 0 to {most}")
+    return value
+
+
 def _error_response(request_id: int, exc: BaseException) -> storage_pb2.Response:
     if isinstance(exc, _Redirect):
         return storage_pb2.Response(request_id=request_id, error_type=NOT_LEADER,
@@ -368,6 +419,8 @@ _HANDLERS: dict[str, Handler] = {
     "Write": StorageService._write,
     "BatchWrite": StorageService._write,
     "DropTable": StorageService._write,
+    "ReplicaApply": StorageService._write,
+    "StreamRead": StorageService._stream_read,
     "Get": StorageService._get,
     "Range": StorageService._range,
     "Meta": StorageService._meta,

@@ -18,6 +18,8 @@ from router.catalog import ACTIVE, UPDATING, Catalog, TableInfo
 from router.control import housekeeping
 from router.nodes import StorageTransport
 from router.operations import OPERATIONS
+from router.replicas import REPLICA_OPERATIONS
+from router.streams import STREAMS_OPERATIONS
 from router.params import Checks, field_str
 from router.routing import RetryConfig, Routing
 
@@ -48,7 +50,8 @@ class Router:
         self.routing = Routing(transport, topology, region, az, self.config.retry)
         self.catalog = Catalog(self.routing, self.config.catalog_refresh_ms)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._operations: dict[str, Operation] = dict(OPERATIONS)
+        self._operations: dict[str, Operation] = {**OPERATIONS, **REPLICA_OPERATIONS}
+        self._stream_operations: dict[str, Operation] = dict(STREAMS_OPERATIONS)
         self.catalog.on_refresh(housekeeping(self))
 
     async def start(self, wait_ms: int = 0, give_up: asyncio.Event | None = None) -> None:
@@ -90,8 +93,10 @@ class Router:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    async def handle(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
-        handler = self._operations.get(operation)
+    async def handle(self, operation: str, body: dict[str, Any], *,
+                     streams: bool = False) -> dict[str, Any]:
+        """Run a DynamoDB operation (`streams`: a DynamoDB Streams one)."""
+        handler = (self._stream_operations if streams else self._operations).get(operation)
         if handler is None:
             raise UnknownOperationException(f"Unknown operation: {operation}")
         return await handler(self, body)

@@ -25,6 +25,7 @@ from dynalab.layout import item_key
 from dynalab.values import Item, item_size, validate_key
 from router.catalog import TableInfo
 from router.items import read_item
+from router.streams import write_flags
 from router.params import (Checks, capacity_mode, consumed, field_bool, field_list, field_map,
                            field_str)
 
@@ -185,8 +186,8 @@ async def _prepare_table(router: Router, name: str, requests: list[Any]) -> list
 async def _send_group(router: Router, partition_id: str, group: list[_Write]) -> bool:
     """One BatchWrite for a partition's share; False when the partition could not take it."""
     partition = next(p for p in router.routing.pmap.partitions if p.id == partition_id)
-    body = {"writes": [{"table": w.table.id, "write": orjson.loads(writes.encode(w.prepared))}
-                       for w in group]}
+    body = {"writes": [{"table": w.table.id, "write": orjson.loads(writes.encode(w.prepared)),
+                        **write_flags(w.table)} for w in group]}
     try:
         await router.routing.call_leader(partition, "BatchWrite", body, idempotent=True)
         return True

@@ -27,6 +27,7 @@ from dynalab.errors import (DynalabError, ResourceInUseException, ResourceNotFou
                             ServerError, ValidationException)
 from router.catalog import ACTIVE, CREATING, DELETED, DELETING, Catalog, TableInfo
 from router.params import Checks, field_bool, field_int, field_list, field_map, field_str
+from router.replicas import before_delete, describe_replicas, update_replicas
 
 if TYPE_CHECKING:
     from router.app import Router
@@ -95,6 +96,7 @@ def _check_create(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         settings["deletion_protection"] = True
     if stream and stream.get("StreamEnabled"):
         settings["stream_label"] = _stream_label()
+        settings["stream_view_type"] = stream["StreamViewType"]  # still known once disabled
     return name, {"name": name, "key_schema": key_schema, "attribute_definitions": definitions,
                   "created_ms": int(time.time() * 1000), "billing_mode": billing,
                   "provisioned": _units(throughput) if billing == "PROVISIONED" else None,
@@ -269,9 +271,7 @@ def describe(router: Router, table: TableInfo) -> dict[str, Any]:
     if label:  # DynamoDB keeps showing the latest stream after it is disabled
         out["LatestStreamLabel"] = label
         out["LatestStreamArn"] = f"{router.table_arn(table.name)}/stream/{label}"
-    if table.replicas:
-        out["GlobalTableVersion"] = "2019.11.21"
-        out["Replicas"] = [{"RegionName": r, "ReplicaStatus": "ACTIVE"} for r in table.replicas]
+    out.update(describe_replicas(table))
     return out
 
 
@@ -333,6 +333,7 @@ async def delete_table(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     if table.settings.get("deletion_protection"):
         raise ValidationException("Resource cannot be deleted as it is currently protected against "
                                   "deletion. Disable deletion protection first.")
+    await before_delete(router, table)  # the other regions stop replicating into it first
     answer = await router.routing.meta({"op": "DeleteTable", "name": name, "id": table.id})
     deleting = router.catalog.install_entry(answer) or table
     router.spawn(_logged(_drop(router, deleting), f"dropping {name}"))
@@ -367,6 +368,8 @@ async def update_table(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     if table is None:
         raise ResourceNotFoundException(f"Requested resource not found: Table: {name} not found")
     _check_changeable(table)
+    if body.get("ReplicaUpdates"):
+        return await update_replicas(router, table, body)
     changes = _table_changes(router, table, body)
     # The changed catalog fields go at the top level of the command (node/meta.py merges
     # "settings" key by key and sets every other field).
@@ -407,6 +410,7 @@ def _table_changes(router: Router, table: TableInfo, body: dict[str, Any]) -> di
         changes["stream"] = stream
         if stream["StreamEnabled"]:
             settings["stream_label"] = _stream_label()
+            settings["stream_view_type"] = stream["StreamViewType"]  # still known once disabled
     if body.get("ReplicaUpdates") is not None:
         changes["replicas"] = _replicas(router, table, field_list(body, "ReplicaUpdates") or [])
     protection = field_bool(body, "DeletionProtectionEnabled")

@@ -18,6 +18,7 @@ from dynalab.layout import item_key
 from dynalab.values import Item, item_size, validate_key
 from router.catalog import TableInfo
 from router.params import Checks, capacity_mode, consumed, field_bool, field_str
+from router.streams import write_flags
 
 if TYPE_CHECKING:
     from router.app import Router
@@ -52,7 +53,8 @@ async def _write(router: Router, operation: str, body: dict[str, Any]) -> dict[s
     prepared = writes.prepare(operation, body, table.schema)
     partition = router.routing.partition_for(prepared.key, table.schema)
     answer = await router.routing.call_leader(
-        partition, "Write", {"table": table.id, "write": orjson.loads(writes.encode(prepared))},
+        partition, "Write", {"table": table.id, "write": orjson.loads(writes.encode(prepared)),
+                             **write_flags(table)},
         idempotent=False)
     out: dict[str, Any] = {}
     attributes = answer.get("Attributes")

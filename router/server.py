@@ -1,6 +1,7 @@
 """The DynamoDB JSON protocol over HTTP (aiohttp), and THE place errors become wire errors.
 
-`POST /` with `X-Amz-Target: DynamoDB_20120810.<Operation>` and a JSON body; the answer carries
+`POST /` with `X-Amz-Target: DynamoDB_20120810.<Operation>` (or, for the Streams API,
+`DynamoDBStreams_20120810.<Operation>`) and a JSON body; the answer carries
 DynamoDB's headers (`x-amzn-RequestId`, `x-amz-crc32` of the body bytes, Content-Type
 application/x-amz-json-1.0). Any well-formed SigV4 `Authorization` header is accepted (DESIGN.md:
 no authentication yet); a missing or malformed one is refused as DynamoDB refuses it.
@@ -26,11 +27,13 @@ from dynalab.errors import (ClientError, DynalabError, SerializationException, S
 from router.app import Router
 
 __all__ = ["make_app", "error_response", "MissingAuthenticationTokenException",
-           "IncompleteSignatureException", "TARGET_PREFIX", "MAX_REQUEST_BYTES"]
+           "IncompleteSignatureException", "TARGET_PREFIX", "STREAMS_TARGET_PREFIX",
+           "MAX_REQUEST_BYTES"]
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
 MAX_REQUEST_BYTES = 17 * 1024 * 1024  # a full BatchWriteItem (25 x 400 KB) plus JSON overhead
 _ROUTER_KEY = web.AppKey("router", Router)
@@ -66,9 +69,9 @@ async def _handle(request: web.Request) -> web.Response:
     operation = "?"
     try:
         _check_authorization(request.headers)
-        operation = _operation(request.headers)
+        operation, streams = _operation(request.headers)
         body = _parse_body(await _read(request))
-        status, payload = 200, orjson.dumps(await router.handle(operation, body))
+        status, payload = 200, orjson.dumps(await router.handle(operation, body, streams=streams))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a wire error right here
         status, payload = error_response(exc, operation)
     return web.Response(status=status, body=payload, headers={
@@ -108,11 +111,13 @@ def _split_field(part: str) -> tuple[str, str]:
     return name, value
 
 
-def _operation(headers: Mapping[str, str]) -> str:
+def _operation(headers: Mapping[str, str]) -> tuple[str, bool]:
+    """(operation, whether it is a DynamoDB Streams one) from X-Amz-Target."""
     target = headers.get("X-Amz-Target", "")
-    if not target.startswith(TARGET_PREFIX):
-        raise UnknownOperationException(f"Unknown operation: {target or '(no X-Amz-Target)'}")
-    return target[len(TARGET_PREFIX):]
+    for prefix, streams in ((TARGET_PREFIX, False), (STREAMS_TARGET_PREFIX, True)):
+        if target.startswith(prefix):
+            return target[len(prefix):], streams
+    raise UnknownOperationException(f"Unknown operation: {target or '(no X-Amz-Target)'}")
 
 
 async def _read(request: web.Request) -> bytes:
