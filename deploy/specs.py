@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dynalab.topology import Topology, topology_to_dict
 
+from deploy.chaos_setup import chaos_specs
 from deploy.files import atomic_write_text
 from deploy.supervisor import ProcessSpec, TcpCheck
 
@@ -26,17 +27,25 @@ def write_topology_json(topology: Topology, data_dir: Path) -> Path:
 
 
 def build_specs(topology: Topology, data_dir: Path) -> list[ProcessSpec]:
-    """Nodes first, then routers: the supervisor starts them in this order, and a router's
-    catalog fetch needs nodes that answer."""
+    """The Toxiproxy server first when chaos is on (with the link plan written before any process
+    reads it), then nodes, then routers, then one replicator per region: the supervisor starts
+    them in this order, and routers and replicators fetch the catalog from the nodes."""
     write_topology_json(topology, data_dir)
     python = sys.executable
     common = ("--data-dir", str(Path(data_dir).resolve()))
-    specs = [ProcessSpec(node.id, "node", (python, "-m", "node", *common, "--id", node.id),
-                         health=TcpCheck(node.grpc_port, node.host),
-                         ports={"grpc": node.grpc_port})
-             for node in topology.nodes]
+    specs = chaos_specs(topology, data_dir)
+    specs += [ProcessSpec(node.id, "node", (python, "-m", "node", *common, "--id", node.id),
+                          health=TcpCheck(node.grpc_port, node.host),
+                          ports={"grpc": node.grpc_port})
+              for node in topology.nodes]
     specs += [ProcessSpec(router.id, "router", (python, "-m", "router", *common, "--id", router.id),
                           health=TcpCheck(router.http_port, router.host),
                           ports={"http": router.http_port})
               for router in topology.routers]
+    specs += [ProcessSpec(region.replicator_id, "replicator",
+                          (python, "-m", "replication.replicator", *common,
+                           "--region", region.name),
+                          health=TcpCheck(region.replicator_port, region.replicator_host),
+                          ports={"grpc": region.replicator_port})
+              for region in topology.regions]
     return specs

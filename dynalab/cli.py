@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("replication.sim.cli", "run seeded deterministic simulations (dynalab sim raft ...)"),
     "bench": ("chaos.bench", "YCSB-style load generator for any DynamoDB endpoint"),
     "toxiproxy": ("chaos.toxiproxy.cli", "run dynalab's Toxiproxy-compatible server on its own"),
+    "chaos": ("chaos.commands", "inject faults: isolate, partition, latency, kill, skew, heal..."),
+    "experiment": ("chaos.experiment.cli", "run a chaos experiment (YAML) and judge the result"),
 }
 
 

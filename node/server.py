@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynalab.links import ClockSkew
+from dynalab.links import ClockSkew, connect_address, load_plan
 from dynalab.ring import Partition, PartitionMap, RingSnapshot, meta_voters
 from dynalab.topology import NodeSpec, Topology
 from node import streams
@@ -86,16 +86,19 @@ class StorageNode:
         self.clock = ClockSkew(data_dir, node_id)
         self.machine = NodeMachine(ItemMachine(self.db, self.partitions, self.spec.region),
                                    MetaMachine(self.db))
-        self.transport = self._make_transport(topology)
+        self.transport = self._make_transport(topology, Path(data_dir))
         self.driver = self._make_driver()
         self.service = StorageService(self.spec, self.driver, self.machine,
                                       frozenset(self.groups), config.service, self.clock.now_ms)
         self._watcher: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
 
-    def _make_transport(self, topology: Topology) -> GrpcRaftTransport[Message]:
+    def _make_transport(self, topology: Topology, data_dir: Path) -> GrpcRaftTransport[Message]:
         region = topology.region(self.spec.region)
-        peers = {n.id: f"{n.host}:{n.grpc_port}" for n in region.nodes}
+        # Through the chaos layer's proxy for (our AZ, peer) when chaos is on (docs/cluster.md).
+        plan = load_plan(data_dir)
+        peers = {n.id: connect_address(topology, plan, self.spec.id, n.id)
+                 for n in region.nodes if n.id != self.spec.id}
         return GrpcRaftTransport(
             self.spec.id, f"{self.spec.host}:{self.spec.grpc_port}", peers, RaftCodec(),
             random.Random(self._rng.getrandbits(64)),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from dynalab.links import LinkPlan, connect_address, load_plan
 from dynalab.topology import RouterSpec, Topology, TopologyError, topology_from_dict
 from router.app import Router
 from router.nodes import GrpcTransport
@@ -32,14 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         topology = topology_from_dict(json.loads((args.data_dir / "topology.json").read_text()))
         spec = _router_spec(topology, args.id)
+        plan = load_plan(args.data_dir)
     except (OSError, ValueError, KeyError, TopologyError) as exc:
         print(f"router: cannot start: {exc}", file=sys.stderr)
         return 2
     try:
         import uvloop
-        uvloop.run(_serve(topology, spec, args.startup_wait_ms))
+        uvloop.run(_serve(topology, plan, spec, args.startup_wait_ms))
     except ImportError:
-        asyncio.run(_serve(topology, spec, args.startup_wait_ms))
+        asyncio.run(_serve(topology, plan, spec, args.startup_wait_ms))
     return 0
 
 
@@ -62,13 +64,15 @@ def _router_spec(topology: Topology, router_id: str) -> RouterSpec:
     raise ValueError(f"no router {router_id!r} in topology.json")
 
 
-async def _serve(topology: Topology, spec: RouterSpec, startup_wait_ms: int) -> None:
+async def _serve(topology: Topology, plan: LinkPlan | None, spec: RouterSpec,
+                 startup_wait_ms: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     nodes = topology.region(spec.region).nodes
-    transport = GrpcTransport({n.id: f"{n.host}:{n.grpc_port}" for n in nodes})
+    # Through the chaos layer's proxy for (our AZ, node) when chaos is on (docs/cluster.md).
+    transport = GrpcTransport({n.id: connect_address(topology, plan, spec.id, n.id) for n in nodes})
     router = Router(transport, topology, spec.region, spec.az)
     runner = web.AppRunner(make_app(router), access_log=None, handle_signals=False)
     await runner.setup()
