@@ -142,6 +142,12 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         try:
             async for batch in request_iterator:
                 for request in batch.requests:
+                    # Eventually consistent reads never wait: answer them here, without a task
+                    # (a task per request was a visible share of a read's cost, performance.md).
+                    answer = self._answer_now(request)
+                    if answer is not None:
+                        out.put_nowait(answer)
+                        continue
                     task = asyncio.create_task(self._answer(request, out))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -158,6 +164,21 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         out.put_nowait(await self.handle(request))
 
     # -- one request
+
+    def _answer_now(self, request: storage_pb2.Request) -> storage_pb2.Response | None:
+        """The answer to a request that can be served without waiting (an eventually consistent
+        Get or Range), or None: the caller runs `handle` in a task. Same answers as `handle`."""
+        serve = _READS_NOW.get(request.operation)
+        if serve is None:
+            return None
+        try:
+            body = _parse(request.body)
+            if body.get("consistent"):
+                return None
+            return storage_pb2.Response(request_id=request.request_id,
+                                        body=serve(self, request, body))
+        except Exception as exc:
+            return _error_response(request.request_id, exc)
 
     async def handle(self, request: storage_pb2.Request) -> storage_pb2.Response:
         """Serve one request; never raises (every failure is an error answer)."""
@@ -214,7 +235,9 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         self._require_leader(group)
         timeout_s = self._config.write_timeout_ms / 1000
         try:
-            result = await asyncio.wait_for(self._driver.propose(group, data), timeout_s)
+            # asyncio.timeout, not wait_for: no extra task per write (docs/performance.md).
+            async with asyncio.timeout(timeout_s):
+                result = await self._driver.propose(group, data)
         except (OutcomeUnknown, asyncio.TimeoutError) as exc:
             raise ServerError(f"the outcome of the write is unknown ({exc!r})") from None
         except ProposalDropped as exc:
@@ -226,15 +249,24 @@ class StorageService(storage_pb2_grpc.StorageServicer):
     # -- reads
 
     async def _get(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
-        group = request.partition
+        key = self._get_key(request.partition, body)
+        if body.get("consistent"):
+            await self._linearizable(request.partition)
+        return self._get_answer(key)
+
+    def _get_now(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        return self._get_answer(self._get_key(request.partition, body))
+
+    def _get_key(self, group: str, body: dict[str, Any]) -> bytes:
         self._require_partition(group)
         table, key = _table(body), _b64(body, "key")
         items = self._machine.items
         if not key.startswith(layout.table_prefix(table)) or not items.owns(group, key):
             raise ValidationException(f"the key does not belong to partition {group}")
-        if body.get("consistent"):
-            await self._linearizable(group)
-        raw = items.get(key)
+        return key
+
+    def _get_answer(self, key: bytes) -> bytes:
+        raw = self._machine.items.get(key)
         return b'{"Item":' + (raw if raw is not None else b"null") + b"}"
 
     async def _range(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
@@ -242,9 +274,20 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         self._require_partition(group)
         table = _table(body)
         wanted = KeyRange(_b64(body, "low"), _b64(body, "high"))
-        reverse = bool(body.get("reverse"))
         if body.get("consistent"):
             await self._linearizable(group)
+        return self._range_answer(group, table, wanted, body)
+
+    def _range_now(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = request.partition
+        self._require_partition(group)
+        table = _table(body)
+        wanted = KeyRange(_b64(body, "low"), _b64(body, "high"))
+        return self._range_answer(group, table, wanted, body)
+
+    def _range_answer(self, group: str, table: str, wanted: KeyRange,
+                      body: dict[str, Any]) -> bytes:
+        reverse = bool(body.get("reverse"))
         ranges = [KeyRange(max(r.low, wanted.low), min(r.high, wanted.high))
                   for r in self._machine.items.ranges(group, table)]
         page = _Page(_positive(body, "limit"), _positive(body, "max_bytes") or _DEFAULT_PAGE_BYTES,
@@ -289,8 +332,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         if self._driver.lease_read_ok(group):
             return
         try:
-            await asyncio.wait_for(self._driver.read_index(group),
-                                   self._config.read_timeout_ms / 1000)
+            async with asyncio.timeout(self._config.read_timeout_ms / 1000):
+                await self._driver.read_index(group)
         except asyncio.TimeoutError:
             raise Unavailable(f"no read index for {group} in time") from None
 
@@ -414,6 +457,11 @@ def _error_response(request_id: int, exc: BaseException) -> storage_pb2.Response
     return storage_pb2.Response(request_id=request_id, error_type=ServerError.__name__,
                                 error_message=repr(exc))
 
+
+_READS_NOW: dict[str, Callable[[StorageService, storage_pb2.Request, dict[str, Any]], bytes]] = {
+    "Get": StorageService._get_now,
+    "Range": StorageService._range_now,
+}
 
 _HANDLERS: dict[str, Handler] = {
     "Write": StorageService._write,

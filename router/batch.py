@@ -186,7 +186,7 @@ async def _prepare_table(router: Router, name: str, requests: list[Any]) -> list
 async def _send_group(router: Router, partition_id: str, group: list[_Write]) -> bool:
     """One BatchWrite for a partition's share; False when the partition could not take it."""
     partition = next(p for p in router.routing.pmap.partitions if p.id == partition_id)
-    body = {"writes": [{"table": w.table.id, "write": orjson.loads(writes.encode(w.prepared)),
+    body = {"writes": [{"table": w.table.id, "write": orjson.Fragment(writes.encode(w.prepared)),
                         **write_flags(w.table)} for w in group]}
     try:
         await router.routing.call_leader(partition, "BatchWrite", body, idempotent=True)

@@ -53,7 +53,7 @@ async def _write(router: Router, operation: str, body: dict[str, Any]) -> dict[s
     prepared = writes.prepare(operation, body, table.schema)
     partition = router.routing.partition_for(prepared.key, table.schema)
     answer = await router.routing.call_leader(
-        partition, "Write", {"table": table.id, "write": orjson.loads(writes.encode(prepared)),
+        partition, "Write", {"table": table.id, "write": orjson.Fragment(writes.encode(prepared)),
                              **write_flags(table)},
         idempotent=False)
     out: dict[str, Any] = {}
