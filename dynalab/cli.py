@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toxiproxy": ("chaos.toxiproxy.cli", "run dynalab's Toxiproxy-compatible server on its own"),
     "chaos": ("chaos.commands", "inject faults: isolate, partition, latency, kill, skew, heal..."),
     "experiment": ("chaos.experiment.cli", "run a chaos experiment (YAML) and judge the result"),
+    "demo": ("deploy.demo", "a guided tour of global tables across two regions (< 1 minute)"),
 }
 
 

@@ -27,7 +27,7 @@ from dynalab.errors import (DynalabError, ResourceInUseException, ResourceNotFou
                             ServerError, ValidationException)
 from router.catalog import ACTIVE, CREATING, DELETED, DELETING, Catalog, TableInfo
 from router.params import Checks, field_bool, field_int, field_list, field_map, field_str
-from router.replicas import before_delete, describe_replicas, update_replicas
+from router.replicas import before_delete, check_update, describe_replicas, update_replicas
 
 if TYPE_CHECKING:
     from router.app import Router
@@ -370,6 +370,7 @@ async def update_table(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     _check_changeable(table)
     if body.get("ReplicaUpdates"):
         return await update_replicas(router, table, body)
+    check_update(table, body)
     changes = _table_changes(router, table, body)
     # The changed catalog fields go at the top level of the command (node/meta.py merges
     # "settings" key by key and sets every other field).

@@ -295,12 +295,19 @@ def test_update_stream_specification(ddb: BaseClient) -> None:
     assert "StreamSpecification" not in disabled["TableDescription"]
 
 
-def test_update_replicas_is_stored_and_described(ddb: BaseClient) -> None:
+def test_replica_updates_are_checked_against_the_topology(ddb: BaseClient) -> None:
+    """Replicas are created for real (router/replicas.py; tests/global_tables runs them on two
+    regions); a one-region cluster can only refuse them."""
     name = create(ddb, range_key=None)
-    described = ddb.update_table(TableName=name, ReplicaUpdates=[
-        {"Create": {"RegionName": "eu-west-1"}}])["TableDescription"]
-    assert described["Replicas"] == [{"RegionName": "eu-west-1", "ReplicaStatus": "ACTIVE"}]
-    ddb.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "eu-west-1"}}])
+    code, message = error_of(ddb.update_table, TableName=name, ReplicaUpdates=[
+        {"Create": {"RegionName": "eu-west-1"}}])
+    assert code == "ValidationException" and "eu-west-1 is not part of this cluster" in message
+    code, message = error_of(ddb.update_table, TableName=name, ReplicaUpdates=[
+        {"Create": {"RegionName": "us-east-1"}}])
+    assert code == "ValidationException" and "already there" in message
+    code, message = error_of(ddb.update_table, TableName=name, ReplicaUpdates=[
+        {"Delete": {"RegionName": "eu-west-1"}}])
+    assert code == "ValidationException" and "not found: eu-west-1" in message
     assert "Replicas" not in ddb.describe_table(TableName=name)["Table"]
 
 

@@ -1,0 +1,128 @@
+"""Per-destination stream checkpoints of a replicator, kept across kill -9.
+
+For each destination region, table id and shard: the seq of the last record the destination has
+acknowledged. Updates land in memory at once (`advance`) and reach the disk whole, at most every
+`flush_interval_ms` (`maybe_flush`, and `flush` on a clean stop), by write-temp + fsync + rename +
+fsync of the directory: a crash leaves the previous file or the new one, never a torn one. After a
+crash the replicator resumes from the file and re-ships at most one interval of acknowledged
+records, which LWW makes harmless; it never skips one, because a seq is advanced only after its
+ack.
+
+Seqs are the zero-padded decimal strings of docs/cluster.md, so string order is log order;
+`advance` refuses to move a cursor backwards (a late duplicate ack must not undo progress).
+
+File: `{"format": 1, "cursors": {dest: {table_id: {shard: seq}}}}`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["CheckpointStore", "CheckpointError", "FORMAT"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+Cursors = dict[str, dict[str, dict[str, str]]]
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint file exists but cannot be read: refusing to start over silently."""
+
+
+class CheckpointStore:
+    def __init__(self, path: Path, now_ms: Callable[[], float],
+                 flush_interval_ms: int = 100) -> None:
+        self._path = Path(path)
+        self._now_ms = now_ms
+        self._interval_ms = flush_interval_ms
+        self._cursors: Cursors = _load(self._path)
+        self._dirty = False
+        self._flushed_at_ms = -float("inf")
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def get(self, dest: str, table_id: str, shard: str) -> str | None:
+        """The last acknowledged seq, or None: start from the trim horizon."""
+        return self._cursors.get(dest, {}).get(table_id, {}).get(shard)
+
+    def advance(self, dest: str, table_id: str, shard: str, seq: str) -> None:
+        shards = self._cursors.setdefault(dest, {}).setdefault(table_id, {})
+        current = shards.get(shard)
+        if current is not None and _key(seq) <= _key(current):
+            return
+        shards[shard] = seq
+        self._dirty = True
+
+    def forget(self, dest: str, table_id: str) -> None:
+        """Drop the cursors of a (destination, table) that is no longer replicated: should it be
+        replicated again, it starts from the trim horizon."""
+        tables = self._cursors.get(dest)
+        if tables is not None and tables.pop(table_id, None) is not None:
+            self._dirty = True
+            if not tables:
+                del self._cursors[dest]
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """Every (destination, table id) with a cursor."""
+        return {(dest, table) for dest, tables in self._cursors.items() for table in tables}
+
+    def maybe_flush(self) -> bool:
+        """Flush if something changed and the last flush is at least an interval old."""
+        if not self._dirty or self._now_ms() - self._flushed_at_ms < self._interval_ms:
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        text = json.dumps({"format": FORMAT, "cursors": self._cursors}, sort_keys=True)
+        _write_durably(self._path, text)
+        self._dirty = False
+        self._flushed_at_ms = self._now_ms()
+
+
+def _key(seq: str) -> tuple[int, str]:
+    # Zero-padded seqs compare as strings; the length first keeps that true for any padding.
+    return len(seq), seq
+
+
+def _load(path: Path) -> Cursors:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoints {path}: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT \
+            or not isinstance(raw.get("cursors"), dict):
+        raise CheckpointError(f"{path} is not a checkpoint file of format {FORMAT}")
+    return {str(dest): {str(t): {str(s): str(q) for s, q in shards.items()}
+                        for t, shards in tables.items()}
+            for dest, tables in raw["cursors"].items()}
+
+
+def _write_durably(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    # The rename itself is durable only once the directory entry is.
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,220 @@
+"""The replicator of one region: which shards ship where, kept in line with the catalog.
+
+After every catalog refresh (about once a second) `reconcile` compares what should run with what
+runs: one `ShardShipper` per (other replica region, global table, shard), one backfill per
+replica this region must fill (its catalog says CREATING and names this region as the source).
+Shippers of tables or destinations that went away are cancelled and their checkpoints dropped.
+Background loops also flush checkpoints (~100 ms) and write the lag file (~1 s).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Coroutine
+
+from dynalab.errors import DynalabError
+from dynalab.links import LinkPlan, connect_address
+from dynalab.topology import Topology
+from replication.replicator.backfill import backfill
+from replication.replicator.checkpoints import CheckpointStore
+from replication.replicator.lag import LagTracker
+from replication.replicator.peer import PeerConfig, PeerLink
+from replication.replicator.region import (LocalRegion, backfill_source, global_destinations,
+                                           replica_status)
+from replication.replicator.service import Applier, ReplicatorService
+from replication.replicator.shipper import ShardShipper, ShipperConfig
+from router.catalog import ACTIVE, CREATING, UPDATING, Catalog, TableInfo
+from router.nodes import StorageTransport
+
+__all__ = ["Replicator", "ReplicatorConfig", "lag_path", "checkpoint_path", "read_lag"]
+
+log = logging.getLogger(__name__)
+
+_REPLICATED = (ACTIVE, UPDATING, CREATING)
+
+
+@dataclass(frozen=True)
+class ReplicatorConfig:
+    shipper: ShipperConfig = field(default_factory=ShipperConfig)
+    peer: PeerConfig = field(default_factory=PeerConfig)
+    catalog_refresh_ms: int = 1000
+    checkpoint_flush_ms: int = 100
+    lag_write_ms: int = 1000
+    backfill_settle_ms: int = 2000  # > the routers' catalog refresh: see backfill.backfill
+
+
+def lag_path(data_dir: Path, region: str) -> Path:
+    return Path(data_dir) / "replication" / f"{region}.json"
+
+
+def checkpoint_path(data_dir: Path, region: str) -> Path:
+    return Path(data_dir) / "replication" / region / "checkpoints.json"
+
+
+def read_lag(data_dir: Path, region: str) -> dict[str, Any] | None:
+    """The lag file a replicator wrote (None if there is none or it is unreadable)."""
+    try:
+        return dict(json.loads(lag_path(data_dir, region).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
+def _succeeded(task: asyncio.Task[bool]) -> bool:
+    return not task.cancelled() and task.result() is True
+
+
+class Replicator:
+    def __init__(self, topology: Topology, region: str, data_dir: Path,
+                 plan: LinkPlan | None = None, transport: StorageTransport | None = None,
+                 config: ReplicatorConfig = ReplicatorConfig()) -> None:
+        self.region = region
+        self._config = config
+        self._data_dir = Path(data_dir)
+        self.local = LocalRegion(topology, region, transport, config.catalog_refresh_ms)
+        self.checkpoints = CheckpointStore(checkpoint_path(data_dir, region), _now_ms,
+                                           config.checkpoint_flush_ms)
+        self.lag = LagTracker(region)
+        own_id = topology.region(region).replicator_id
+        self.links = {r.name: PeerLink(r.name, connect_address(topology, plan, own_id,
+                                                               r.replicator_id), config.peer)
+                      for r in topology.regions if r.name != region}
+        for dest in self.links:
+            self.lag.add_destination(dest)
+        self.service = ReplicatorService(region, Applier(self.local, self.lag), self.status)
+        self._shippers: dict[tuple[str, str, str], asyncio.Task[bool]] = {}
+        self._backfills: dict[tuple[str, str], asyncio.Task[bool]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle
+
+    async def start(self, wait_ms: int = 10_000) -> None:
+        """Fetch the catalog (bounded), start shipping what it says, and the background loops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        for _ in range(wait_ms // 100 + 1):
+            try:
+                await asyncio.wait_for(self.local.catalog.refresh(),
+                                       max(0.1, deadline - loop.time()))
+                self.reconcile(self.local.catalog)
+                break
+            except (DynalabError, asyncio.TimeoutError) as exc:
+                log.info("catalog not available yet: %r", exc)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+        self.local.catalog.on_refresh(self._reconciled)
+        self._spawn(self.local.catalog.run())
+        self._spawn(self._every(self._config.checkpoint_flush_ms, self.checkpoints.maybe_flush))
+        self._spawn(self._every(self._config.lag_write_ms, self.write_lag))
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._shippers.values(), *self._backfills.values()]
+        self._tasks.clear()
+        self._shippers.clear()
+        self._backfills.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:  # bounded: whatever does not end in time is abandoned with the process
+            await asyncio.wait(tasks, timeout=5.0)
+        self.checkpoints.flush()
+        self.write_lag()
+        await asyncio.gather(*(link.close() for link in self.links.values()))
+        await self.local.close()
+
+    # -- what should run
+
+    async def _reconciled(self, catalog: Catalog) -> None:
+        self.reconcile(catalog)
+
+    def reconcile(self, catalog: Catalog) -> None:
+        """Start and stop shippers and backfills to match the catalog (only ever called with a
+        freshly fetched one: an empty catalog because of an error must not drop checkpoints)."""
+        tables = [t for t in catalog.tables() if t.status in _REPLICATED and t.replicas]
+        wanted = {(dest, t.id, shard.id): (t, shard)
+                  for t in tables for dest in global_destinations(t, self.region, self._known())
+                  for shard in self.local.shards()}
+        for key in [k for k in self._shippers if k not in wanted]:
+            self._shippers.pop(key).cancel()
+        for key, (table, shard) in wanted.items():
+            if key not in self._shippers or self._shippers[key].done():
+                shipper = ShardShipper(self.local, self.links[key[0]], self.checkpoints,
+                                       self.lag, table.name, table.id, shard,
+                                       self._config.shipper, _now_ms)
+                self._shippers[key] = self._supervised(shipper.run(), f"ship {key}")
+        pairs = {(dest, table_id) for dest, table_id, _ in wanted}
+        for dest, table_id in self.checkpoints.pairs() - pairs:
+            self.checkpoints.forget(dest, table_id)
+        self._reconcile_backfills(tables)
+
+    def _reconcile_backfills(self, tables: list[TableInfo]) -> None:
+        wanted = {(dest, t.id): t for t in tables
+                  for dest in global_destinations(t, self.region, self._known())
+                  if replica_status(t, dest) == CREATING
+                  and backfill_source(t, dest) == self.region}
+        for key in [k for k in self._backfills if k not in wanted]:
+            self._backfills.pop(key).cancel()
+        for key, table in wanted.items():
+            running = self._backfills.get(key)
+            if running is None or (running.done() and not _succeeded(running)):
+                link = self.links[key[0]]
+                job = backfill(self.local, link, table, self._config.shipper.backoff_ms,
+                               lambda up, dest=key[0]: self.lag.connected(dest, up),
+                               self._config.backfill_settle_ms)
+                self._backfills[key] = self._supervised(job, f"backfill {key}")
+
+    def _known(self) -> tuple[str, ...]:
+        return tuple(self.links)
+
+    # -- status
+
+    def status(self) -> dict[str, Any]:
+        snapshot = self.lag.snapshot(_now_ms())
+        snapshot["shippers"] = len(self._shippers)
+        snapshot["backfills"] = sorted(f"{d}/{t}" for (d, t), task in self._backfills.items()
+                                       if not task.done())
+        return snapshot
+
+    def write_lag(self) -> None:
+        path = lag_path(self._data_dir, self.region)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.status(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # readers see a whole file (no fsync: it is rewritten every second)
+
+    # -- tasks
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _supervised(self, coroutine: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[bool]:
+        """A shipper or backfill: a crash is logged, and the next reconcile starts it again.
+        The task's result says whether it finished normally."""
+        async def run() -> bool:
+            try:
+                await coroutine
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one shard's bug must not stop the others
+                log.exception("%s failed; restarting it on the next reconcile", what)
+                return False
+        return asyncio.create_task(run(), name=what)
+
+    async def _every(self, interval_ms: int, step: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            with contextlib.suppress(OSError):
+                step()
