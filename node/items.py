@@ -47,7 +47,8 @@ from node.statedb import ITEMS_CF, STREAMS_CF, VERSIONS_CF, StateDB, Visit
 from node.streams import StreamStore
 from replication.types import Entry, Snapshot
 
-__all__ = ["ItemMachine", "encode_command", "WRITE_OPS", "SNAPSHOT_MAGIC", "MAX_REPLICA_CHANGES"]
+__all__ = ["ItemMachine", "encode_command", "table_id", "WRITE_OPS", "SNAPSHOT_MAGIC",
+           "MAX_REPLICA_CHANGES"]
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ class ItemMachine:
                 self._write(one, ctx)
             return {}
         if op == "DropTable":
-            self._drop(_table(command), ctx)
+            self._drop(table_id(command), ctx)
             return {}
         if op == "ReplicaApply":
             return self._replica_apply(command, ctx)
@@ -353,7 +354,7 @@ class ItemMachine:
             raw = command["write"]
             prepared = writes.PreparedWrite(raw["op"], KeySchema(*raw["schema"]), raw["key"],
                                             raw["req"])
-            key = layout.item_key(_table(command), prepared.key, prepared.schema)
+            key = layout.item_key(table_id(command), prepared.key, prepared.schema)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValidationException(f"malformed write: {exc!r}") from None
         if not self.owns(group, key):
@@ -383,7 +384,7 @@ class ItemMachine:
         version = Version(ts, self._region)
         if command.get("global") is True:
             ctx.staged.put(VERSIONS_CF, key, _encode_version(version))
-        ctx.record(_table(command), keys, old, new, version)
+        ctx.record(table_id(command), keys, old, new, version)
 
     def _drop(self, table: str, ctx: _EntryContext) -> None:
         ranges = tuple(self.ranges(ctx.group, table))
@@ -396,7 +397,7 @@ class ItemMachine:
         group's range; else ValidationException."""
         if not isinstance(command, dict):
             raise ValidationException("malformed ReplicaApply")
-        table = _table(command)
+        table = table_id(command)
         names = _key_names(command.get("key_schema"))
         changes = command.get("changes")
         if not isinstance(changes, list) or not 0 < len(changes) <= MAX_REPLICA_CHANGES:
@@ -414,7 +415,7 @@ class ItemMachine:
     def _replica_apply(self, command: dict[str, Any], ctx: _EntryContext) -> dict[str, int]:
         """Last writer wins: a change applies iff its (ts, origin) is greater than the stored
         one (tombstones included); equal is skipped, so a repeated batch changes nothing."""
-        table = _table(command)
+        table = table_id(command)
         applied = skipped = 0
         for key, change in self.check_replica_apply(ctx.group, command):
             if not wins(change.version, _version(ctx.staged.get_version(key))):
@@ -491,7 +492,8 @@ def _encode_version(version: Version) -> bytes:
     return orjson.dumps([version.ts.wall_ms, version.ts.logical, version.region])
 
 
-def _table(command: Mapping[str, Any]) -> str:
+def table_id(command: Mapping[str, Any]) -> str:
+    """The table id a command or request body names, checked (docs/cluster.md)."""
     table = command.get("table")
     if not isinstance(table, str):
         raise ValidationException("a table id is required")

@@ -47,7 +47,7 @@ from dynalab.layout import KeyRange
 from dynalab.topology import NodeSpec
 from dynalab.values import item_size
 from node import streams
-from node.items import encode_command
+from node.items import encode_command, table_id
 from node.machine import NodeMachine
 from dynalab.ring import META_GROUP
 from node.meta import META_WRITES, stamp_command
@@ -218,7 +218,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         elif op == "ReplicaApply":
             items.check_replica_apply(group, body)
         else:
-            _table(body)
+            table_id(body)
 
     async def _meta(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
         if META_GROUP not in self._groups:
@@ -259,7 +259,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
 
     def _get_key(self, group: str, body: dict[str, Any]) -> bytes:
         self._require_partition(group)
-        table, key = _table(body), _b64(body, "key")
+        table, key = table_id(body), _b64(body, "key")
         items = self._machine.items
         if not key.startswith(layout.table_prefix(table)) or not items.owns(group, key):
             raise ValidationException(f"the key does not belong to partition {group}")
@@ -272,7 +272,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
     async def _range(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
         group = request.partition
         self._require_partition(group)
-        table = _table(body)
+        table = table_id(body)
         wanted = KeyRange(_b64(body, "low"), _b64(body, "high"))
         if body.get("consistent"):
             await self._linearizable(group)
@@ -281,7 +281,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
     def _range_now(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
         group = request.partition
         self._require_partition(group)
-        table = _table(body)
+        table = table_id(body)
         wanted = KeyRange(_b64(body, "low"), _b64(body, "high"))
         return self._range_answer(group, table, wanted, body)
 
@@ -308,7 +308,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         group = request.partition
         self._require_partition(group)
         self._require_leader(group)
-        table = _table(body)
+        table = table_id(body)
         after = body.get("after")
         limit = _count(body, "limit", _DEFAULT_STREAM_RECORDS, streams.MAX_READ_RECORDS)
         max_bytes = _positive(body, "max_bytes") or _DEFAULT_STREAM_BYTES
@@ -389,17 +389,6 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationException("the request body must be a JSON object")
     return body
-
-
-def _table(body: dict[str, Any]) -> str:
-    table = body.get("table")
-    if not isinstance(table, str):
-        raise ValidationException("a table id is required")
-    try:
-        layout.table_prefix(table)
-    except ValueError as exc:
-        raise ValidationException(str(exc)) from None
-    return table
 
 
 def _b64(body: dict[str, Any], name: str) -> bytes:

@@ -3,6 +3,7 @@ down with `dynalab down`, and, should that fail, by killing the process groups r
 state.json (only those: the processes this fixture started)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -77,6 +78,16 @@ def start_cluster(data_dir: Path, topology_yaml: str) -> Cluster:
         stop_cluster(cluster)
         raise RuntimeError(f"dynalab up failed:\n{done.stdout}\n{done.stderr}")
     return cluster
+
+
+@contextlib.contextmanager
+def running_cluster(data_dir: Path, topology_yaml: str) -> Iterator[Cluster]:
+    """A started cluster for the block's duration; stopped (and checked for leftovers) after."""
+    started = start_cluster(data_dir, topology_yaml)
+    try:
+        yield started
+    finally:
+        stop_cluster(started)
 
 
 def stop_cluster(cluster: Cluster) -> None:

@@ -13,20 +13,12 @@ from chaos.checkers import CandidateWrite
 from dynalab.links import clock_offset_path
 from dynalab.topology import topology_from_dict
 from replication.replicator.region import LocalRegion
-from tests.e2e.cluster import Cluster, wait_active, wait_for
+from tests.e2e.cluster import ONE_REGION, Cluster, wait_active, wait_for
 
 A, B = "us-east-1", "eu-west-1"
 
-TWO_REGIONS = """\
-vnodes: {vnodes}
-regions:
-  us-east-1:
-    azs:
-      us-east-1a: {{nodes: [use1-a1]}}
-      us-east-1b: {{nodes: [use1-b1]}}
-      us-east-1c: {{nodes: [use1-c1]}}
-    routers:
-      - {{id: use1-router, az: us-east-1a}}
+# The one-region test topology plus a second region shaped the same way.
+TWO_REGIONS = ONE_REGION + """\
   eu-west-1:
     azs:
       eu-west-1a: {{nodes: [euw1-a1]}}

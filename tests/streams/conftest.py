@@ -5,28 +5,15 @@ from typing import Iterator
 
 import pytest
 
-from tests.e2e.cluster import ONE_REGION, Cluster, start_cluster, stop_cluster
+from tests.e2e.cluster import ONE_REGION, Cluster, running_cluster, start_cluster, stop_cluster
 
 
 @pytest.fixture(scope="module")
 def stream_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One region (3 AZs x 1 node, one router) with the default stream retention."""
-    started = start_cluster(tmp_path_factory.mktemp("streams") / "data",
-                            ONE_REGION.format(vnodes=4))
-    try:
+    with running_cluster(tmp_path_factory.mktemp("streams") / "data",
+                         ONE_REGION.format(vnodes=4)) as started:
         yield started
-    finally:
-        stop_cluster(started)
-
-
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster of the test's own, for tests that kill processes."""
-    started = start_cluster(tmp_path / "data", ONE_REGION.format(vnodes=4))
-    try:
-        yield started
-    finally:
-        stop_cluster(started)
 
 
 @pytest.fixture(scope="module")
