@@ -61,6 +61,19 @@ def _between(plan: LinkPlan, source: str, target: str, both_ways: bool) -> tuple
     return _select(plan, lambda p: forward(p) or backward(p))
 
 
+def _check_isolation(direction: str, mode: str) -> None:
+    _check_choice(direction, DIRECTIONS, "direction")
+    _check_choice(mode, MODES, "mode")
+
+
+def _isolated(plan: LinkPlan, direction: str, inbound: Callable[[LinkProxy], bool],
+              outbound: Callable[[LinkProxy], bool]) -> tuple[LinkProxy, ...]:
+    """The proxies an isolation turns off: links into the place unless direction is "out",
+    links out of it unless direction is "in"."""
+    return _select(plan, lambda p: (direction != "out" and inbound(p))
+                   or (direction != "in" and outbound(p)))
+
+
 def _ways(both_ways: bool) -> str:
     return "both ways" if both_ways else "one way"
 
@@ -77,8 +90,7 @@ class IsolateAz(NetworkFault):
     mode: str = "off"
 
     def __post_init__(self) -> None:
-        _check_choice(self.direction, DIRECTIONS, "direction")
-        _check_choice(self.mode, MODES, "mode")
+        _check_isolation(self.direction, self.mode)
 
     def validate(self, topology: Topology) -> None:
         if self.az not in places_of(topology)[0]:
@@ -92,8 +104,7 @@ class IsolateAz(NetworkFault):
         def outbound(p: LinkProxy) -> bool:
             return p.source_scope == "az" and p.source_name == self.az and p.dest_az != self.az
 
-        return _select(plan, lambda p: (self.direction != "out" and inbound(p))
-                       or (self.direction != "in" and outbound(p)))
+        return _isolated(plan, self.direction, inbound, outbound)
 
     def effects(self, plan: LinkPlan, state: Mapping[str, Any]) -> NetworkEffects:
         return _cut(self.selected(plan), self.mode)
@@ -113,8 +124,7 @@ class IsolateRegion(NetworkFault):
     mode: str = "off"
 
     def __post_init__(self) -> None:
-        _check_choice(self.direction, DIRECTIONS, "direction")
-        _check_choice(self.mode, MODES, "mode")
+        _check_isolation(self.direction, self.mode)
 
     def validate(self, topology: Topology) -> None:
         if self.region not in places_of(topology)[1]:
@@ -128,8 +138,7 @@ class IsolateRegion(NetworkFault):
         def outbound(p: LinkProxy) -> bool:
             return p.source_region == self.region and p.dest_region != self.region
 
-        return _select(plan, lambda p: (self.direction != "out" and inbound(p))
-                       or (self.direction != "in" and outbound(p)))
+        return _isolated(plan, self.direction, inbound, outbound)
 
     def effects(self, plan: LinkPlan, state: Mapping[str, Any]) -> NetworkEffects:
         return _cut(self.selected(plan), self.mode)
