@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,31 +16,15 @@ from deploy.chaos_setup import (SERVER_ENV, TOXIPROXY_CONFIG, ToxiproxyReady, ch
                                 prepare_links, toxiproxy_argv)
 from deploy.ports import assign_ports
 from deploy.specs import build_specs, write_topology_json
-from deploy.supervisor import ProcessRecord, Supervisor
+from deploy.supervisor import Supervisor
 from dynalab.links import clock_offset_path, load_plan, read_clock_offset_ms
 from dynalab.topology import ChaosSpec, Topology
 from tests.chaos.helpers import EchoServer
 from tests.chaos_cluster.conftest import reachable, two_regions, wait_for
-from tests.deploy.conftest import listener_spec
+from tests.deploy.conftest import data_dir, listener_spec  # noqa: F401  (fixture)
 
 NAMES = [f"{p}-{x}1" for p in ("use1", "euw1") for x in "abc"] + [
     "use1-router", "euw1-router", "replicator-us-east-1", "replicator-eu-west-1"]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data dir whose supervised processes are killed at the end, whatever happened."""
-    path = tmp_path / "data"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        state = path / "state.json"
-        if state.exists():
-            for raw in json.loads(state.read_text())["processes"].values():
-                rec = ProcessRecord.from_json(raw)
-                if rec.pgid not in (0, 1, os.getpgrp()) and Supervisor.state_of(rec) != "dead":
-                    os.killpg(rec.pgid, signal.SIGKILL)
 
 
 def _topology(data_dir: Path, chaos: ChaosSpec, ports: dict[str, int] | None = None) -> Topology:

@@ -3,11 +3,9 @@ index, results instead of exceptions, one partition's snapshot/restore/drop touc
 ranges, and the catalog's rules."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
-import pytest
 
 from dynalab import layout, writes
 from dynalab.errors import (ConditionalCheckFailedException, ResourceInUseException,
@@ -15,9 +13,9 @@ from dynalab.errors import (ConditionalCheckFailedException, ResourceInUseExcept
 from dynalab.ring import Partition
 from dynalab.values import Item, KeySchema
 from node.items import ItemMachine, encode_command
-from node.logstore import RocksLogEngine
 from node.meta import META_GROUP, MetaMachine, stamp_command
-from node.statedb import COLUMN_FAMILIES, StateDB
+from node.statedb import StateDB
+from tests.statedb_fixture import db  # noqa: F401  (fixture)
 from replication.types import Entry, Snapshot, SnapshotMeta
 
 SCHEMA = KeySchema("pk", "S")
@@ -25,15 +23,6 @@ TABLE, OTHER = "00000000000000aa", "00000000000000bb"
 HALF = 1 << 63
 # Two groups splitting the ring: (HALF, 0] wraps past the top of the ring.
 PARTS = {"low": Partition("low", 0, HALF, ("n1",)), "high": Partition("high", HALF, 0, ("n1",))}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    engine = RocksLogEngine(tmp_path / "db", extra_column_families=COLUMN_FAMILIES)
-    state = StateDB(engine)
-    yield state
-    state.close()
-    engine.close()
 
 
 def put(pk: str, table: str = TABLE, **request: Any) -> dict[str, Any]:

@@ -4,11 +4,9 @@ resurrecting an item, the local-write rule (a write after a replicated one alway
 the stamped clock), and none of it ever visible in items, ReturnValues or stream images."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
-import pytest
 
 from dynalab import layout, writes
 from dynalab.errors import ValidationException
@@ -16,8 +14,8 @@ from dynalab.hlc import Timestamp, Version
 from dynalab.ring import Partition
 from dynalab.values import Item, KeySchema
 from node.items import ItemMachine, encode_command
-from node.logstore import RocksLogEngine
-from node.statedb import COLUMN_FAMILIES, StateDB
+from node.statedb import StateDB
+from tests.statedb_fixture import db  # noqa: F401  (fixture)
 from replication.types import Entry
 
 SCHEMA = KeySchema("pk", "S")
@@ -26,15 +24,6 @@ TABLE = "00000000000000aa"
 GROUP = "all"
 WHOLE_RING = {GROUP: Partition(GROUP, 0, 0, ("n1",))}  # (0, 0]: the whole ring
 HERE, THERE = "us-east-1", "eu-west-1"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    engine = RocksLogEngine(tmp_path / "db", extra_column_families=COLUMN_FAMILIES)
-    state = StateDB(engine)
-    yield state
-    state.close()
-    engine.close()
 
 
 class Node:

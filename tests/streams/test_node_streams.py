@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -19,11 +18,11 @@ from dynalab.topology import NodeSpec
 from dynalab.values import KeySchema
 from node import streams
 from node.items import ItemMachine, encode_command
-from node.logstore import RocksLogEngine
 from node.machine import NodeMachine
 from node.meta import MetaMachine
 from node.service import StorageService
-from node.statedb import COLUMN_FAMILIES, StateDB
+from node.statedb import StateDB
+from tests.statedb_fixture import db  # noqa: F401  (fixture)
 from proto import storage_pb2
 from replication.types import Entry, Snapshot, SnapshotMeta
 
@@ -31,15 +30,6 @@ SCHEMA = KeySchema("pk", "S")
 TABLE, OTHER = "00000000000000aa", "00000000000000bb"
 HALF = 1 << 63
 PARTS = {"low": Partition("low", 0, HALF, ("n1",)), "high": Partition("high", HALF, 0, ("n1",))}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    engine = RocksLogEngine(tmp_path / "db", extra_column_families=COLUMN_FAMILIES)
-    state = StateDB(engine)
-    yield state
-    state.close()
-    engine.close()
 
 
 def group_of(pk: str) -> str:
