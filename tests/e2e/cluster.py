@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import boto3
 from botocore.config import Config
 
+from dynalab.topology import Topology, topology_from_dict
+
 T = TypeVar("T")
 
 ONE_REGION = """\
@@ -44,6 +46,11 @@ class Cluster:
     @property
     def info(self) -> dict[str, Any]:
         return json.loads((self.data_dir / "cluster.json").read_text())
+
+    @property
+    def topology(self) -> Topology:
+        """The resolved topology every process of the cluster reads (ports filled in)."""
+        return topology_from_dict(json.loads((self.data_dir / "topology.json").read_text()))
 
     def endpoint(self, region: str = "us-east-1") -> str:
         return str(self.info["regions"][region]["endpoint_url"])

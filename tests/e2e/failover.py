@@ -12,17 +12,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dynalab import layout
 from dynalab.ring import META_GROUP, PartitionMap, RingSnapshot
-from dynalab.topology import Topology, topology_from_dict
+from dynalab.topology import Topology
 from dynalab.values import KeySchema
 from tests.cluster_node.harness import StorageClient, get_body
 from tests.e2e.cluster import Cluster
 
 SCHEMA = KeySchema("pk", "S", "sk", "N")
-
-
-def topology(cluster: Cluster) -> Topology:
-    import json
-    return topology_from_dict(json.loads((cluster.data_dir / "topology.json").read_text()))
 
 
 def node_addresses(topo: Topology, region: str = "us-east-1") -> dict[str, str]:
@@ -41,7 +36,7 @@ async def _table_id(client: StorageClient, voters: tuple[str, ...], table: str) 
 
 def leader_of(cluster: Cluster, table: str, pk: str) -> tuple[str, str]:
     """(partition id, node id of its leader) for the partition holding `pk`."""
-    topo = topology(cluster)
+    topo = cluster.topology
     part = partition_of(topo, pk)
 
     async def ask() -> tuple[str, str]:
@@ -59,7 +54,7 @@ def leader_of(cluster: Cluster, table: str, pk: str) -> tuple[str, str]:
 
 def digests(cluster: Cluster) -> dict[str, dict[str, tuple[int, str]]]:
     """group -> node -> (applied index, digest of the group's items) over every replica."""
-    topo = topology(cluster)
+    topo = cluster.topology
     pmap = PartitionMap.build(RingSnapshot.for_region(topo, "us-east-1"), topo)
 
     async def ask() -> dict[str, dict[str, tuple[int, str]]]:

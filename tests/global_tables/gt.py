@@ -11,7 +11,6 @@ from typing import Any, Iterable
 
 from chaos.checkers import CandidateWrite
 from dynalab.links import clock_offset_path
-from dynalab.topology import topology_from_dict
 from replication.replicator.region import LocalRegion
 from tests.e2e.cluster import ONE_REGION, Cluster, wait_active, wait_for
 
@@ -99,7 +98,7 @@ def local_writes(cluster: Cluster, region: str, name: str) -> dict[str, list[Can
     """Every local write of `region` to table `name`, read back from its change records
     (StreamRead of every shard): pk -> [(item or None, (wall, logical), region)]. Together with
     the other region's, these are all the candidates LWW chooses from."""
-    topology = topology_from_dict(json.loads((cluster.data_dir / "topology.json").read_text()))
+    topology = cluster.topology
 
     async def read() -> list[dict[str, Any]]:
         local = LocalRegion(topology, region)

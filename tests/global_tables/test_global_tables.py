@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from chaos.checkers import check_convergence
+from dynalab.keys import partition_token
+from dynalab.ring import PartitionMap, RingSnapshot
 from tests.e2e.cluster import Cluster, dynalab, wait_for
 from tests.global_tables.gt import (A, B, converged, create_table, drop_global, item_version,
                                     local_writes, make_global, merged, new_table_name, node_ids,
@@ -108,8 +110,10 @@ def test_a_causally_later_write_wins_though_its_clock_is_a_minute_behind(
     a, b = two_regions.client(A), two_regions.client(B)
     set_clock_offset(two_regions, node_ids(two_regions, B), -60_000)
     try:
-        # The nodes re-read the offset about once a second: wait until B stamps in the past.
-        wait_for(lambda: _stamped_wall_ms(two_regions, B, name) < wall_ms() - 50_000,
+        # The nodes re-read the offset about once a second, each on its own beat: wait until
+        # every partition leader of B stamps in the past (one probe may find a skewed leader
+        # while the leader of "doc"'s partition has not re-read the file yet).
+        wait_for(lambda: max(_stamped_wall_ms(two_regions, B, name)) < wall_ms() - 50_000,
                  "B's clock 60 s behind", 15, interval_s=0.3)
         a.put_item(TableName=name, Item=_item("doc", v="v1"))
         wait_for(lambda: b.get_item(TableName=name, Key={"pk": {"S": "doc"}},
@@ -127,17 +131,32 @@ def test_a_causally_later_write_wins_though_its_clock_is_a_minute_behind(
         assert v2_wall_ms > wall_ms() - 50_000 and v2_logical >= 1
     finally:
         set_clock_offset(two_regions, node_ids(two_regions, B), 0)
-    wait_for(lambda: _stamped_wall_ms(two_regions, B, name) > wall_ms() - 5_000,
+    wait_for(lambda: min(_stamped_wall_ms(two_regions, B, name)) > wall_ms() - 5_000,
              "B's clock back", 15, interval_s=0.3)
     drop_global(two_regions, name)
 
 
-def _stamped_wall_ms(cluster: Cluster, region: str, name: str) -> int:
-    """The wall-clock part of the timestamp `region` stamps on a new item now (a fresh key:
-    a write over an existing item would tick past the stored timestamp instead)."""
-    probe = f"probe-{uuid.uuid4().hex[:8]}"
-    cluster.client(region).put_item(TableName=name, Item=_item(probe, v="x"))
-    return int(item_version(cluster, region, name, probe)["Version"]["ts"][0])
+def _stamped_wall_ms(cluster: Cluster, region: str, name: str) -> list[int]:
+    """The wall-clock parts of the timestamps `region`'s partition leaders stamp on a new item
+    now: one fresh key per partition (a write over an existing item would tick past the stored
+    timestamp instead)."""
+    stamped = []
+    for probe in _fresh_key_per_partition(cluster, region):
+        cluster.client(region).put_item(TableName=name, Item=_item(probe, v="x"))
+        stamped.append(int(item_version(cluster, region, name, probe)["Version"]["ts"][0]))
+    return stamped
+
+
+def _fresh_key_per_partition(cluster: Cluster, region: str) -> list[str]:
+    topology = cluster.topology
+    partitions = PartitionMap.build(RingSnapshot.for_region(topology, region), topology)
+    keys: dict[str, str] = {}
+    for _ in range(200 * len(partitions.partitions)):  # coupon collector: ample
+        key = f"probe-{uuid.uuid4().hex[:12]}"
+        keys.setdefault(partitions.for_token(partition_token({"S": key})).id, key)
+        if len(keys) == len(partitions.partitions):
+            return list(keys.values())
+    raise AssertionError("no probe key found for some partition")
 
 
 def test_concurrent_writers_in_both_regions_converge_to_the_lww_winner(

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from dynalab.ring import PartitionMap, RingSnapshot
-from dynalab.topology import topology_from_dict
 from tests.cluster_node.harness import StorageClient
 from tests.e2e.cluster import Cluster, wait_active
 
@@ -78,7 +77,7 @@ def key_of(record: dict[str, Any]) -> str:
 
 def shard_digests(cluster: Cluster, table: str) -> dict[str, dict[str, tuple[int, str, str]]]:
     """partition -> node -> (applied, items digest, change records digest)."""
-    topology = topology_from_dict(json.loads((cluster.data_dir / "topology.json").read_text()))
+    topology = cluster.topology
     pmap = PartitionMap.build(RingSnapshot.for_region(topology, "us-east-1"), topology)
     addresses = {n.id: f"{n.host}:{n.grpc_port}" for n in topology.region("us-east-1").nodes}
 
