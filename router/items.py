@@ -7,6 +7,7 @@ replica. Reads go to the leader when consistent, else to a replica in the router
 from __future__ import annotations
 
 import base64
+import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 __all__ = ["put_item", "update_item", "delete_item", "get_item", "read_item", "b64"]
 
 _METRICS = ("SIZE", "NONE")
+
+# Test-only switch, read once at start: answer strongly consistent GetItems from a replica in the
+# router's AZ, as eventually consistent ones are answered. It breaks read-your-writes on purpose
+# so the chaos tests can show the experiment verdict catches stale strong reads
+# (tests/chaos_cluster, docs/cluster.md). Never set it outside tests.
+UNSAFE_STRONG_READS_ENV = "DYNALAB_TEST_UNSAFE_STRONG_READS_FROM_REPLICA"
+_UNSAFE_STRONG_READS = os.environ.get(UNSAFE_STRONG_READS_ENV) == "1"
 
 
 async def put_item(router: Router, body: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +93,7 @@ async def get_item(router: Router, body: dict[str, Any]) -> dict[str, Any]:
 
 async def read_item(router: Router, table: TableInfo, key: Item, consistent: bool) -> Item | None:
     """The stored item under `key` (None: no item)."""
+    consistent = consistent and not _UNSAFE_STRONG_READS
     routing = router.routing
     partition = routing.partition_for(key, table.schema)
     request = {"table": table.id, "key": b64(item_key(table.id, key, table.schema)),

@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from toxiproxy import Toxiproxy
 
 from chaos.experiment import Target, load_experiment, run_experiment
 from chaos.experiment.cli import EXPERIMENTS_DIR
@@ -26,6 +28,7 @@ from chaos.workload.auth import StaticHeaders
 from chaos.workload.bodies import KeySchema
 from chaos.workload.client import DynamoClient
 from chaos.workload.table import ensure_table
+from router.items import UNSAFE_STRONG_READS_ENV
 
 pytestmark = pytest.mark.cluster
 
@@ -52,9 +55,11 @@ def _cluster_programs_exist() -> bool:
     return done.returncode == 0
 
 
-def _dynalab(*args: str, timeout_s: float = 180.0) -> subprocess.CompletedProcess[str]:
+def _dynalab(*args: str, timeout_s: float = 180.0,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`dynalab ARGS`; `env` is added to ours (the supervisor passes it on to every process)."""
     return subprocess.run([sys.executable, "-m", "dynalab.cli", *args], capture_output=True,
-                          text=True, timeout=timeout_s)
+                          text=True, timeout=timeout_s, env={**os.environ, **(env or {})})
 
 
 def _kill_leftovers(data_dir: Path) -> None:
@@ -72,13 +77,14 @@ def _kill_leftovers(data_dir: Path) -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _start(tmp: Path, topology: str) -> Iterator[Path]:
+def _start(tmp: Path, topology: str, env: dict[str, str] | None = None) -> Iterator[Path]:
     if not _cluster_programs_exist():
         pytest.skip("the cluster's programs (node, router) are not implemented yet")
     data_dir = tmp / "data"
     config = tmp / "topology.yaml"
     config.write_text(topology)
-    done = _dynalab("up", "--detach", "--data-dir", str(data_dir), "--config", str(config))
+    done = _dynalab("up", "--detach", "--data-dir", str(data_dir), "--config", str(config),
+                    env=env)
     try:
         assert done.returncode == 0, f"dynalab up failed:\n{done.stdout}\n{done.stderr}"
         yield data_dir
@@ -90,6 +96,14 @@ def _start(tmp: Path, topology: str) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield from _start(tmp_path_factory.mktemp("chaos1"), ONE_REGION_CHAOS)
+
+
+@pytest.fixture(scope="module")
+def broken_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The same cluster, but its router answers strongly consistent reads from its own AZ's
+    replica (a test-only switch, router/items.py): a broken guarantee the verdict must catch."""
+    yield from _start(tmp_path_factory.mktemp("broken"), ONE_REGION_CHAOS,
+                      env={UNSAFE_STRONG_READS_ENV: "1"})
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +128,49 @@ def test_short_experiment_keeps_every_acknowledged_write(chaos_cluster: Path, na
     assert verdict.steady.ok, verdict.to_json()["steady_state"]
     assert json.loads((chaos_cluster / "faults" / "active.json").read_text())["faults"] == []
     assert (tmp_path / "out" / "plot.png").exists()
+
+
+# A workload with no faults of its own: the test delays replication into the router's AZ's node.
+_STRONG_REGISTER = """\
+name: stale-replica-reads
+description: strong reads and writes on a register while use1-a1 hears its leaders late
+duration_s: 10
+workload: {keys: 8, mix: {read: 0.5, write: 0.5}, rate_ops_s: 60, clients: 4,
+           consistency: strong, regions: [us-east-1]}
+steady_state: {max_error_rate: 0.01, window_s: 2, recovery_timeout_s: 30}
+faults: []
+"""
+
+
+def test_the_verdict_catches_strong_reads_served_by_a_lagging_replica(
+        broken_cluster: Path, tmp_path: Path) -> None:
+    """Appends from the other AZs' nodes reach use1-a1 300 ms late (latency on the request
+    stream of their links to it; `dynalab chaos latency` slows the response stream, which does
+    not delay a one-way Raft stream). The router's strong reads go to use1-a1 (the switch), so
+    where it follows it answers with what its leader acknowledged up to 300 ms before."""
+    target = Target.from_data_dir(broken_cluster)
+    assert target.context is not None and target.context.api is not None
+    api = urllib.parse.urlsplit(target.context.api.url)
+    client = Toxiproxy()
+    client.update_api_consumer(api.hostname, api.port)
+    lagging = [client.get_proxy(f"az:{az}->node:use1-a1") for az in ("us-east-1b", "us-east-1c")]
+    for proxy in lagging:
+        proxy.add_toxic(name="lag", type="latency", stream="upstream",
+                        attributes={"latency": 300})
+    try:
+        spec = tmp_path / "stale-replica-reads.yaml"
+        spec.write_text(_STRONG_REGISTER)
+        report = run_experiment(load_experiment(spec), target, tmp_path / "out")
+    finally:
+        heal(target.context)  # the network back to its baseline, the toxic above included
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    print(summary)
+    verdict = report.verdict
+    assert report.status == "completed" and verdict is not None
+    assert verdict.stale_reads, "a replica 300 ms behind served strong reads, none found stale"
+    assert not verdict.linearizable and not report.ok
+    assert not verdict.lost_writes  # the writes themselves went through the leaders
+    assert "VERDICT: FAIL" in summary
 
 
 def _put_latency_s(endpoint: str, table: str) -> float:
