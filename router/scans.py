@@ -3,7 +3,8 @@
 Nodes return items of a key range in key order (`Range`, docs/cluster.md) and stop at a count or
 at ~1 MB; everything else is done here. As in DynamoDB, the 1 MB page and `Limit` count items
 *read*, before FilterExpression drops any (ScannedCount), and LastEvaluatedKey is the key of the
-last item read.
+last item read. A page that stopped at the Limit or at 1 MB always has one, even when nothing
+follows (DynamoDB's documented behaviour: the client then reads one more, empty, page).
 
 A Query reads one key range on one partition (the hash key's). A Scan walks the table's key
 ranges of every partition in key order (`layout.token_ranges`: the token follows the table id in
@@ -86,7 +87,7 @@ async def query(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     partition = router.routing.pmap.for_token(keys.partition_token(condition.hash_value))
     page = _Page([])
     await _read_range(router, read, partition, bounds, forward is False, page)
-    return _response(read, page, page.more)
+    return _response(read, page, page.more or _page_full(read, page))
 
 
 # ------------------------------------------------------------------------------------- Scan
@@ -120,7 +121,7 @@ async def scan(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     for i, (bounds, partition) in enumerate(pieces):
         await _read_range(router, read, partition, bounds, False, page)
         if _page_full(read, page):
-            return _response(read, page, page.more or i + 1 < len(pieces))
+            return _response(read, page, True)
     return _response(read, page, False)
 
 

@@ -97,6 +97,18 @@ def test_query_limit_pages(ddb: BaseClient, numbers: str, forward: bool) -> None
     assert len(all_pages) == 8
 
 
+def test_a_page_that_stops_at_the_limit_has_a_last_key_even_with_nothing_after(
+        ddb: BaseClient, numbers: str) -> None:
+    """As DynamoDB documents: a LastEvaluatedKey does not promise more data; the client
+    learns it has everything from a page without one (here an empty one)."""
+    all_pages = list(pages(ddb.query, TableName=numbers, KeyConditionExpression="pk = :p",
+                           ExpressionAttributeValues={":p": {"S": "other"}}, Limit=5))
+    assert [sks(p["Items"]) for p in all_pages] == [[0, 1, 2, 3, 4], []]
+    assert all_pages[0]["LastEvaluatedKey"] == {"pk": {"S": "other"}, "sk": {"N": "4"}}
+    scanned = list(pages(ddb.scan, TableName=numbers, Limit=55))
+    assert [p["Count"] for p in scanned] == [55, 0] and "LastEvaluatedKey" in scanned[0]
+
+
 def test_query_pages_at_one_megabyte_counted_before_the_filter(ddb: BaseClient) -> None:
     table = create(ddb)
     put_all(ddb, table, [{"pk": {"S": "big"}, "sk": {"N": str(i)}, "blob": {"S": BIG_VALUE}}
