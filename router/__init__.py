@@ -5,15 +5,15 @@ the topology), sends it over one multiplexed gRPC stream per storage node to the
 (or a same-AZ replica for an eventually consistent read), and fans Query, Scan and the batch
 operations out to partitions. The table catalog is cached from the metadata group.
 
-Modules: `server` (HTTP, the one error-to-wire mapping), `app` (Router, operation table),
-`control` / `items` / `scans` / `batch` (the operations), `catalog` (catalog cache), `routing`
-(placement, leader cache, retries), `nodes` (the gRPC node client), `params` (DynamoDB's
-parameter checks). Run it with `python -m router --data-dir DIR --id ROUTER_ID`.
+Modules: `server` (the HTTP/1.1 server, the one error-to-wire mapping), `app` (Router, operation
+table), `control` / `items` / `scans` / `batch` (the operations), `catalog` (catalog cache),
+`routing` (placement, leader cache, retries), `nodes` (the gRPC node client), `params`
+(DynamoDB's parameter checks). Run it with `python -m router --data-dir DIR --id ROUTER_ID`.
 """
 from router.app import Router, RouterConfig
 from router.nodes import GrpcTransport, Reply, StorageRequest, StorageTransport
 from router.routing import RetryConfig
-from router.server import make_app
+from router.server import HttpServer
 
 __all__ = ["Router", "RouterConfig", "RetryConfig", "GrpcTransport", "StorageTransport",
-           "StorageRequest", "Reply", "make_app"]
+           "StorageRequest", "Reply", "HttpServer"]

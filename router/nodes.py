@@ -20,11 +20,12 @@ which knows whether a request may be repeated). Transport failures come back as 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Mapping, NamedTuple, Protocol
 
 import grpc
 import grpc.aio
@@ -44,8 +45,9 @@ TIMEOUT = "Timeout"
 _PRUNE_AT = 4096  # in-flight entries before timed-out ones are swept
 
 
-@dataclass(frozen=True)
-class StorageRequest:
+# StorageRequest and Reply are NamedTuples: immutable like a frozen dataclass, and built in
+# half the time (one of each per request; docs/performance.md).
+class StorageRequest(NamedTuple):
     """One request for a node: `body` is the operation's JSON (encoded once, reused on retries)."""
 
     operation: str
@@ -54,8 +56,7 @@ class StorageRequest:
     map_epoch: int = 0
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """A node's answer, or the transport's account of why there is none."""
 
     body: bytes = b""
@@ -88,11 +89,15 @@ class StreamConfig:
     idle_ms: int = 30_000              # a stream with no traffic for this long is closed
 
 
-@dataclass
 class _Pending:
-    request: storage_pb2.Request
-    future: asyncio.Future[Reply]
-    sent: bool = False
+    __slots__ = ("request_id", "request", "future", "sent")
+
+    def __init__(self, request_id: int, request: StorageRequest,
+                 future: asyncio.Future[Reply]) -> None:
+        self.request_id = request_id
+        self.request = request
+        self.future = future
+        self.sent = False
 
 
 @dataclass
@@ -109,6 +114,9 @@ class NodeStream:
     def __init__(self, node_id: str, address: str, config: StreamConfig) -> None:
         self.node_id = node_id
         self._config = config
+        # Created in a running loop (the channel binds to it too); kept, because every
+        # asyncio.get_running_loop() is a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._channel = grpc.aio.insecure_channel(address, options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -116,14 +124,17 @@ class NodeStream:
             ("grpc.max_reconnect_backoff_ms", config.reconnect_backoff_ms[1]),
         ])
         self._stub = storage_pb2_grpc.StorageStub(self._channel)
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Requests not yet sent. A deque and one wake-up future for the sender, rather than an
+        # asyncio.Queue read with ensure_future(get()) + asyncio.wait per batch.
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._ids = itertools.count(1)
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
         self._down_until = 0.0  # loop time before which requests fail fast (connect failed)
 
     async def execute(self, request: StorageRequest, timeout_ms: int) -> Reply:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if self._closed:
             return Reply(error_type=UNAVAILABLE, error_message="router is shutting down")
         if loop.time() < self._down_until:
@@ -131,13 +142,16 @@ class NodeStream:
             # replica now instead of every request waiting out a connect timeout.
             return Reply(error_type=UNAVAILABLE,
                          error_message=f"node {self.node_id} is unreachable")
-        pending = _Pending(storage_pb2.Request(
-            request_id=next(self._ids), operation=request.operation,
-            partition=request.partition, map_epoch=request.map_epoch, body=request.body),
-            loop.create_future())
-        self._queue.put_nowait(pending)
+        pending = _Pending(next(self._ids), request, loop.create_future())
+        self._queue.append(pending)
+        waiter = self._wakeup
+        if waiter is not None:
+            # Wake the sender one loop iteration later, so that the requests the other tasks of
+            # this iteration are about to queue go in the same batch.
+            self._wakeup = None
+            loop.call_soon(_wake, waiter)
         if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run(), name=f"stream-{self.node_id}")
+            self._runner = loop.create_task(self._run(), name=f"stream-{self.node_id}")
         # One timer per request rather than wait_for(shield(...)): the same outcome for a fraction
         # of the event-loop work (docs/performance.md). An answer that comes after the timer
         # fired is dropped by the session (the future is done by then).
@@ -164,10 +178,10 @@ class NodeStream:
     async def _run(self) -> None:
         """Sessions back to back while there is work; returns once a session idles out with the
         queue empty (the next request starts a new runner)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         low_ms, high_ms = self._config.reconnect_backoff_ms
         backoff_ms = low_ms
-        while not self._closed and not self._queue.empty():
+        while not self._closed and self._queue:
             if not await self._connected():
                 self._down_until = loop.time() + backoff_ms / 1000
                 self._fail_queued(UNAVAILABLE, f"cannot connect to node {self.node_id}")
@@ -209,62 +223,79 @@ class NodeStream:
     async def _send(self, session: _Session, reader: asyncio.Task[None]) -> None:
         """Drain the queue into batches until the stream breaks, or it idles with nothing in
         flight for `idle_ms`."""
+        queue, inflight, max_batch = self._queue, session.inflight, self._config.max_batch
         while not reader.done():
-            first = await self._next(reader)
-            if first is None or len(session.inflight) > _PRUNE_AT:
+            if not queue:
+                await self._idle(reader)
+            if not queue or len(inflight) > _PRUNE_AT:
                 _prune(session)
-            if first is None:
+            if not queue:  # idle for idle_ms, or the stream ended
                 if reader.done():
                     break
-                if not session.inflight:
+                if not inflight:
                     return
                 continue
-            batch = [first]
-            while len(batch) < self._config.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            live = [p for p in batch if not p.future.done()]  # timed out while queued
-            for pending in live:
-                session.inflight[pending.request.request_id] = pending
+            # The messages are built in place in the batch (building each Request and then
+            # the batch from them copies every one again).
+            batch = storage_pb2.RequestBatch()
+            add = batch.requests.add
+            count = 0
+            while queue and count < max_batch:
+                pending = queue.popleft()
+                if pending.future.done():  # timed out while queued
+                    continue
+                inflight[pending.request_id] = pending
                 pending.sent = True
-            if live:
-                await session.call.write(storage_pb2.RequestBatch(
-                    requests=[p.request for p in live]))
+                request = pending.request
+                add(request_id=pending.request_id, operation=request.operation,
+                    partition=request.partition, map_epoch=request.map_epoch, body=request.body)
+                count += 1
+            if count:
+                await session.call.write(batch)
         raise ConnectionError("stream closed")
 
-    async def _next(self, reader: asyncio.Task[None]) -> _Pending | None:
-        """The next queued request; None after `idle_ms` without one or when the stream ended.
-        (Not wait_for(queue.get()): a cancelled Queue.get leaves its item in the queue.)"""
-        getter = asyncio.ensure_future(self._queue.get())
+    async def _idle(self, reader: asyncio.Task[None]) -> None:
+        """Wait until a request is queued, the stream ends (`_read` wakes us as it returns), or
+        `idle_ms` passed."""
+        waiter = self._wakeup = self._loop.create_future()
+        timer = self._loop.call_later(self._config.idle_ms / 1000, _wake, waiter)
         try:
-            await asyncio.wait({getter, reader}, timeout=self._config.idle_ms / 1000,
-                               return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                await waiter
         finally:
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-        return None
+            timer.cancel()
+            self._wakeup = None
 
     async def _read(self, session: _Session) -> None:
+        inflight = session.inflight
         try:
             async for batch in session.call:
                 for response in batch.responses:
-                    pending = session.inflight.pop(response.request_id, None)
-                    if pending is not None:
-                        _settle(pending, Reply(response.body, response.error_type,
-                                               response.error_message, response.leader_hint))
+                    pending = inflight.pop(response.request_id, None)
+                    if pending is not None and not pending.future.done():
+                        pending.future.set_result(Reply(
+                            response.body, response.error_type, response.error_message,
+                            response.leader_hint))
         except grpc.aio.AioRpcError as exc:
             log.info("stream to %s ended: %s %s", self.node_id, exc.code(), exc.details())
+        finally:
+            if self._wakeup is not None:
+                _wake(self._wakeup)  # the sender must notice that the stream ended
 
     def _fail_queued(self, error_type: str, message: str) -> None:
-        while not self._queue.empty():
-            _settle(self._queue.get_nowait(), Reply(error_type=error_type, error_message=message))
+        while self._queue:
+            _settle(self._queue.popleft(), Reply(error_type=error_type, error_message=message))
 
 
 def _prune(session: _Session) -> None:
     """Forget requests that timed out: a node that never answers them must not grow the map."""
     for request_id in [i for i, p in session.inflight.items() if p.future.done()]:
         del session.inflight[request_id]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _settle(pending: _Pending, reply: Reply) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,9 @@ _CLIENT_ERRORS: dict[str, type[errors.DynalabError]] = {
     if isinstance(cls := getattr(errors, name), type) and issubclass(cls, errors.ClientError)
 }
 _RETRYABLE = (UNAVAILABLE, NOT_LEADER, LOST, TIMEOUT)
+# Deadlines and suspicion are kept on the monotonic clock (what asyncio's loop.time() reads):
+# asyncio.get_running_loop() is a getpid() system call per use on Python 3.11.
+_now = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class Routing:
         self.pmap = PartitionMap.build(RingSnapshot.for_region(topology, region), topology)
         self.meta_group = Partition(META_GROUP, 0, 0, meta_voters(topology, region))
         self._leaders: dict[str, str] = {}
-        self._suspect_until: dict[str, float] = {}  # node -> loop time
+        self._suspect_until: dict[str, float] = {}  # node -> time.monotonic()
+        self._az_order: dict[str, tuple[tuple[str, ...], list[str]]] = {}  # see _read_order
 
     def partition_for(self, key: Item, schema: KeySchema) -> Partition:
         return self.pmap.for_token(item_token(key, schema))
@@ -82,8 +87,7 @@ class Routing:
     async def call_leader(self, group: Partition, operation: str, body: dict[str, Any], *,
                           idempotent: bool, deadline_ms: int | None = None) -> dict[str, Any]:
         """Send to the group's leader, following NotLeader hints; see the module doc."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (deadline_ms or self.config.deadline_ms) / 1000
+        deadline = _now() + (deadline_ms or self.config.deadline_ms) / 1000
         request = StorageRequest(operation, group.id, orjson.dumps(body), self.pmap.epoch)
         target = self.leader_of(group)
         backoff_ms = self.config.backoff_ms[0]
@@ -112,8 +116,7 @@ class Routing:
     async def call_replica(self, group: Partition, operation: str,
                            body: dict[str, Any]) -> dict[str, Any]:
         """An eventually consistent read: the same-AZ replica first, then the others."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.deadline_ms / 1000
+        deadline = _now() + self.config.deadline_ms / 1000
         request = StorageRequest(operation, group.id, orjson.dumps(body), self.pmap.epoch)
         order = self._read_order(group)
         backoff_ms = self.config.backoff_ms[0]
@@ -133,22 +136,30 @@ class Routing:
         raise errors.Unavailable(f"partition {group.id} has no reachable replica ({last})")
 
     async def _attempt(self, target: str, request: StorageRequest, deadline: float) -> Reply | None:
-        loop = asyncio.get_running_loop()
-        remaining_ms = int((deadline - loop.time()) * 1000)
+        remaining_ms = int((deadline - _now()) * 1000)
         if remaining_ms <= 0:
             return None
         reply = await self.transport.execute(
             target, request, min(remaining_ms, self.config.attempt_timeout_ms))
         if reply.error_type in (UNAVAILABLE, LOST, TIMEOUT):
-            self._suspect_until[target] = loop.time() + self.config.suspect_ms / 1000
+            self._suspect_until[target] = _now() + self.config.suspect_ms / 1000
         return reply
 
     def _read_order(self, group: Partition) -> list[str]:
-        """Healthy replicas before suspect ones; within each, the router's AZ first."""
-        now = asyncio.get_running_loop().time()
-        def rank(node: str) -> tuple[bool, bool]:
-            return (self._suspect_until.get(node, 0.0) > now, self.topology.az_of(node) != self.az)
-        return sorted(group.replicas, key=rank)  # stable: replica order breaks ties
+        """Healthy replicas before suspect ones; within each, the router's AZ first (ties in
+        replica order). The AZ order is fixed per group and kept; the result is not to be
+        changed by the caller."""
+        cached = self._az_order.get(group.id)
+        if cached is None or cached[0] is not group.replicas:
+            cached = self._az_order[group.id] = (group.replicas, sorted(
+                group.replicas, key=lambda node: self.topology.az_of(node) != self.az))
+        order = cached[1]
+        suspect = self._suspect_until
+        if suspect:
+            now = _now()
+            if any(suspect.get(node, 0.0) > now for node in order):
+                return sorted(order, key=lambda node: suspect.get(node, 0.0) > now)  # stable
+        return order
 
 
 def _next_replica(group: Partition, current: str) -> str:
@@ -159,7 +170,7 @@ def _next_replica(group: Partition, current: str) -> str:
 
 
 async def _backoff(backoff_ms: int, max_ms: int, deadline: float) -> int:
-    remaining = deadline - asyncio.get_running_loop().time()
+    remaining = deadline - _now()
     await asyncio.sleep(max(0.0, min(backoff_ms / 1000, remaining)))
     return min(backoff_ms * 2, max_ms)
 

@@ -1,5 +1,5 @@
-"""A router on 127.0.0.1 (aiohttp, its own event loop in a thread) wired to a FakeCluster, and a
-boto3 client pointed at it. boto3 is synchronous, so the tests drive it from the main thread
+"""A router on 127.0.0.1 (router.server, its own event loop in a thread) wired to a FakeCluster,
+and a boto3 client pointed at it. boto3 is synchronous, so the tests drive it from the main thread
 while the router serves from its loop thread; anything that touches the FakeCluster goes through
 `harness.on_loop` so that only the loop thread ever does."""
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import boto3
 import pytest
-from aiohttp import web
 from botocore.client import BaseClient
 from botocore.config import Config
 
@@ -19,7 +18,7 @@ from dynalab.errors import DynalabError
 from dynalab.topology import AZ, NodeSpec, Region, RouterSpec, Topology
 from router.app import Router, RouterConfig
 from router.routing import RetryConfig
-from router.server import make_app
+from router.server import HttpServer
 from tests.router.fake_cluster import FakeCluster
 
 T = TypeVar("T")
@@ -50,13 +49,8 @@ class Harness:
 
     async def _start(self) -> int:
         await self.router.start(wait_ms=5000)
-        self._runner = web.AppRunner(make_app(self.router), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self.server = HttpServer(self.router)
+        return await self.server.start("127.0.0.1", 0)
 
     def run(self, coroutine: Any, timeout_s: float = 20) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
@@ -68,7 +62,7 @@ class Harness:
 
     def close(self) -> None:
         async def stop() -> None:
-            await self._runner.cleanup()
+            await self.server.close()
             await self.router.stop()
         self.run(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
