@@ -48,6 +48,14 @@ class NodeConfig:
     tick_ms: int = 250
     election_ticks: int = 4  # election timeout 1-2 s at 250 ms ticks
     heartbeat_ticks: int = 1
+    # Quiescence (replication/driver.py): a group idle for an election timeout (1 s) stops
+    # ticking and heartbeating. Node-level liveness for its followers: a ping to every peer
+    # every 2 ticks (500 ms; it rides in a batch going there anyway when there is one), a peer
+    # dead after 4 ticks (1 s) without one (0: those defaults, derived from election_ticks).
+    # quiesce_after_ticks = 0 turns quiescence (and the pings) off.
+    quiesce_after_ticks: int = 4
+    liveness_ping_ticks: int = 0
+    liveness_timeout_ticks: int = 0
     compact_after_entries: int = 10_000
     # A BatchWrite may be 16 MB (DynamoDB's request limit) and is one log entry, which a raft
     # batch carries whole on top of up to its 4 MB of other messages; Execute batches from
@@ -112,11 +120,14 @@ class StorageNode:
 
     def _make_driver(self) -> RaftDriver:
         cfg = self._config
-        raft = RaftConfig(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks)
+        raft = RaftConfig(election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
+                          quiesce_after_ticks=cfg.quiesce_after_ticks)
         return RaftDriver(self.spec.id, self.transport, self.engine, self.machine,
                           random.Random(self._rng.getrandbits(64)),
                           DriverConfig(tick_interval_ms=cfg.tick_ms, raft=raft,
-                                       compact_after_entries=cfg.compact_after_entries))
+                                       compact_after_entries=cfg.compact_after_entries,
+                                       liveness_ping_ticks=cfg.liveness_ping_ticks,
+                                       liveness_timeout_ticks=cfg.liveness_timeout_ticks))
 
     async def start(self) -> None:
         for group, voters in self.groups.items():  # recovers (or bootstraps) before binding

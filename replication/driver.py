@@ -11,7 +11,8 @@ One loop turn:
 
 Only the loop task touches cores and stores; everything else (receiver callback, propose(),
 read_index(), ...) only queues work and wakes the loop. That is what makes the thread-run persist
-safe: nothing reads a store while it is written.
+safe: nothing reads a store while it is written. (lease_read_ok, called from request handlers,
+reads a core's volatile state and resets its quiet-tick counter; it never reads a store.)
 
 Heartbeat coalescing: heartbeats of all groups leave in the tick's turn, so between two nodes they
 form one batch per tick. HEARTBEAT_RESP messages are held until the next tick's batch (or ride
@@ -19,6 +20,17 @@ along earlier with other traffic to that node): otherwise every heartbeat batch 
 cost a response batch of its own. Holding delays acks by at most one tick; leases are counted from
 when a round was sent, so that only shortens how long a lease lasts after its ack, never makes it
 unsafe.
+
+Quiescence (RaftConfig.quiesce_after_ticks; the rules are in replication/raft/core.py): a group
+whose core quiesced is *parked*: the loop stops ticking it, so 25 idle groups cost nothing per
+tick. It is woken, with the ticks it skipped, before anything that would wake its core reaches
+it: a message, a proposal, a read or a transfer. Since a quiesced follower hears nothing from its
+group, the node keeps node-level liveness (replication/raft/liveness.py): a node that leads
+parked groups pings their followers' nodes every few ticks (one tiny message of group
+LIVENESS_GROUP, carrying the node's incarnation; it rides in a batch that goes there anyway when
+there is one); when a node that leads parked followers here sent no ping for an election timeout,
+or pings from a new incarnation (it restarted), those followers are woken and credited the
+silent ticks, so they elect a new leader about as fast as if they had been heartbeated.
 """
 from __future__ import annotations
 
@@ -37,10 +49,12 @@ from replication.raft import (
     Message,
     MessageType,
     NotLeader,
+    PeerLiveness,
     ProposalDropped,
     RaftConfig,
     RaftCore,
     Ready,
+    Role,
     bootstrap,
 )
 from replication.transport import GroupMessage, Transport
@@ -49,6 +63,7 @@ from replication.types import Entry, EntryKind, HardState, Snapshot
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]  # monotonic seconds
+LIVENESS_GROUP = ""  # the group of a liveness ping (no partition or metadata group is named "")
 
 
 # ---------------------------------------------------------------------------- seams
@@ -119,6 +134,10 @@ class DriverConfig:
     hold_heartbeat_responses: bool = True
     compact_after_entries: int = 10_000  # applied entries kept in the log before a snapshot
     persist_in_thread: bool = True
+    # Node-level liveness for quiesced groups, in ticks; 0: PeerLiveness.for_raft(raft) (a peer
+    # is dead after an election timeout of silence, pinged every half of it).
+    liveness_ping_ticks: int = 0
+    liveness_timeout_ticks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +150,20 @@ class DriverStats:
     messages_sent: int = 0
     messages_unknown_group: int = 0
     batches_sent: Mapping[str, int] = field(default_factory=dict)  # per destination node
+    group_ticks: int = 0  # core ticks, summed over groups (parked groups are not ticked)
+    groups_parked: int = 0  # times a quiesced group stopped being ticked
+    groups_woken: int = 0  # times a parked group was woken (for any reason)
+    dead_leader_wakes: int = 0  # of those: followers of a leader whose node went silent (or
+    # restarted)
+    pings_sent: int = 0
+    quiesced_groups: int = 0  # parked right now
 
 
 # ---------------------------------------------------------------------------- driver
 
 class _Group:
-    __slots__ = ("name", "core", "store", "proposals", "reads")
+    __slots__ = ("name", "core", "store", "proposals", "reads", "parked_at", "parked_leading",
+                 "parked_under")
 
     def __init__(self, name: str, core: RaftCore, store: LogStore) -> None:
         self.name = name
@@ -144,6 +171,9 @@ class _Group:
         self.store = store
         self.proposals: dict[int, tuple[int, asyncio.Future[object]]] = {}  # index -> term, fut
         self.reads: dict[bytes, asyncio.Future[None]] = {}
+        self.parked_at: int | None = None  # driver tick when it was parked (quiesced)
+        self.parked_leading = False
+        self.parked_under: tuple[str, ...] = ()  # parked as a follower: (the leader's node,)
 
 
 class RaftDriver:
@@ -160,6 +190,12 @@ class RaftDriver:
         self._clock = clock
         self._sleep = sleep
         self._groups: dict[str, _Group] = {}
+        self._awake: dict[str, _Group] = {}  # the groups that are ticked (not parked)
+        self._liveness = PeerLiveness(
+            config.liveness_ping_ticks or PeerLiveness.for_raft(config.raft).ping_ticks,
+            config.liveness_timeout_ticks or PeerLiveness.for_raft(config.raft).timeout_ticks)
+        self._parked_followers: dict[str, dict[str, None]] = defaultdict(dict)  # leader -> groups
+        self._incarnation = rng.getrandbits(64).to_bytes(8, "big")  # told in our pings
         self._inbox: list[tuple[str, Sequence[GroupMessage[Message]]]] = []
         self._calls: list[tuple[_Group, Callable[[], None], asyncio.Future[Any]]] = []
         self._dirty: dict[str, None] = {}  # groups that may have a Ready (ordered: determinism)
@@ -194,13 +230,15 @@ class RaftDriver:
             self._sm.restore(group, snapshot)
         rng = random.Random(self._rng.getrandbits(64))
         core = RaftCore(self._id, store, self._config.raft, rng)
-        self._groups[group] = _Group(group, core, store)
+        self._groups[group] = self._awake[group] = _Group(group, core, store)
         self._dirty[group] = None
         self._wake.set()
 
     def remove_group(self, group: str) -> None:
         g = self._groups.pop(group, None)
         if g is not None:
+            self._unpark(g)
+            self._awake.pop(group, None)
             _fail_all(g, OutcomeUnknown(f"group {group} removed from {self._id}"))
 
     def groups(self) -> list[str]:
@@ -216,10 +254,15 @@ class RaftDriver:
         """May a linearizable read of `group` be served from the state machine right now, with no
         loop turn? Yes when this replica leads under a valid lease, an entry of its own term is
         committed (so its commit index covers every earlier leader's) and it has applied all it
-        knows committed. Otherwise use `read_index`."""
+        knows committed. Otherwise use `read_index`. A quiesced group holds no lease: its first
+        read goes through `read_index`, which wakes it. A read served here keeps the group from
+        quiescing (which would end the lease the next reads want)."""
         core = self._group(group).core
-        return (core.lease_valid and core.applied_index >= core.commit_index
-                and core.log_term(core.commit_index) == core.term)
+        ok = (core.lease_valid and core.applied_index >= core.commit_index
+              and core.log_term(core.commit_index) == core.term)
+        if ok:
+            core.note_activity()
+        return ok
 
     async def propose(self, group: str, data: bytes) -> object:
         """Replicate `data` in `group`; return the StateMachine's result for it once applied
@@ -257,7 +300,12 @@ class RaftDriver:
         await fut
 
     def stats(self) -> DriverStats:
-        return DriverStats(**self._counts, batches_sent=MappingProxyType(dict(self._batches)))
+        return DriverStats(**self._counts, batches_sent=MappingProxyType(dict(self._batches)),
+                           quiesced_groups=len(self._groups) - len(self._awake))
+
+    def quiesced(self, group: str) -> bool:
+        """Is `group` parked here (quiesced, not ticked)?"""
+        return self._group(group).parked_at is not None
 
     async def start(self) -> None:
         await self._transport.start()
@@ -328,6 +376,8 @@ class RaftDriver:
         ticks = self._tick_due()
         self._step_inbox()
         self._run_calls()
+        if ticks:
+            self._wake_followers_of_dead_leaders()
         # Only groups something happened to can have a Ready: no scan of every idle group.
         dirty, self._dirty = self._dirty, {}
         groups = (self._groups.get(name) for name in dirty)
@@ -343,6 +393,7 @@ class RaftDriver:
             self._maybe_compact(g)
             # advancing (a leader's commit, say) may make more work: look again next turn
             self._dirty[g.name] = None
+        self._park_quiesced(dirty)
         self._count(loop_turns=1, ticks=ticks)
         if self._dirty:
             self._wake.set()
@@ -353,6 +404,7 @@ class RaftDriver:
             if self._groups.get(g.name) is not g:  # removed since the call was queued
                 _settle(fut, exc=KeyError(f"group {g.name!r} is not hosted on {self._id}"))
                 continue
+            self._wake_group(g)
             try:
                 fn()
             except Exception as exc:  # a refused request fails its caller, not the loop
@@ -362,31 +414,123 @@ class RaftDriver:
     def _tick_due(self) -> int:
         interval_s = self._config.tick_interval_ms / 1000
         due = int((self._clock() - self._start_s) / interval_s) - self._ticks_done
-        # Every tick that passed is ticked, never skipped: leases are counted in ticks.
+        # Every tick that passed is ticked, never skipped: leases are counted in ticks. Parked
+        # groups are not ticked; they get the ticks they missed when they wake.
         for _ in range(max(0, due)):
-            for g in self._groups.values():
+            for g in self._awake.values():
                 g.core.tick()
         if due > 0:
-            self._dirty.update(dict.fromkeys(self._groups))
+            self._dirty.update(dict.fromkeys(self._awake))
+            self._count(group_ticks=due * len(self._awake))
         self._ticks_done += max(0, due)
         return max(0, due)
 
     def _step_inbox(self) -> None:
         inbox, self._inbox = self._inbox, []
         unknown = 0
-        for _, messages in inbox:
+        for from_node, messages in inbox:
+            ping: Message | None = None
             for gm in messages:
                 g = self._groups.get(gm.group)
                 if g is None:
-                    unknown += 1
+                    if gm.group == LIVENESS_GROUP:
+                        ping = gm.message
+                    else:
+                        unknown += 1
                     continue
                 self._dirty[gm.group] = None
+                if g.parked_at is not None and g.core.wakes_for(gm.message):
+                    self._wake_group(g)
                 try:
                     g.core.step(gm.message)
                 except Exception:  # one malformed message must not stop every group
                     log.exception("group %s: dropping %s", gm.group, gm.message.type)
+            if ping is not None:  # after the batch's wake-ups: they credit the silence before
+                self._on_ping(from_node, ping.context)
         if unknown:
             self._count(messages_unknown_group=unknown)
+
+    def _on_ping(self, from_node: str, incarnation: bytes) -> None:
+        if self._liveness.restarted(from_node, incarnation):
+            self._wake_followers_of(from_node, "it restarted")
+        self._liveness.heard(from_node, self._ticks_done, incarnation)
+
+    # -- quiescence: parking, waking, node-level liveness
+
+    def _park_quiesced(self, names: Mapping[str, None]) -> None:
+        """Stop ticking the groups of this turn whose cores quiesced."""
+        for name in names:
+            g = self._awake.get(name)
+            if g is None or not g.core.quiesced:
+                continue
+            core = g.core
+            if core.role == Role.LEADER:
+                g.parked_leading = True
+            elif core.leader_id is not None and core.leader_id != self._id:
+                g.parked_under = (core.leader_id,)
+                self._parked_followers[core.leader_id][name] = None
+                self._liveness.alive(core.leader_id, self._ticks_done)  # its QUIESCE just came
+            else:
+                continue  # a follower without a leader never quiesces; keep ticking it
+            g.parked_at = self._ticks_done
+            del self._awake[name]
+            self._count(groups_parked=1)
+
+    def _wake_group(self, g: _Group, dead_leader: bool = False) -> None:
+        """Tick a parked group again. Its core gets the ticks it missed; a follower is also
+        credited the ticks its leader's node has been silent (RaftCore.wake bounds that)."""
+        parked_at = g.parked_at
+        if parked_at is None:
+            return
+        leader = g.core.leader_id
+        silent = (self._liveness.silent_ticks(leader, self._ticks_done)
+                  if leader is not None and leader != self._id else 0)
+        self._unpark(g)
+        g.core.wake(self._ticks_done - parked_at, silent)
+        self._awake[g.name] = g
+        self._dirty[g.name] = None
+        self._count(groups_woken=1, dead_leader_wakes=int(dead_leader))
+
+    def _unpark(self, g: _Group) -> None:
+        if g.parked_at is None:
+            return
+        if not g.parked_leading:
+            parked = self._parked_followers[g.parked_under[0]]
+            parked.pop(g.name, None)
+            if not parked:
+                del self._parked_followers[g.parked_under[0]]
+        g.parked_at = None
+        g.parked_leading = False
+        g.parked_under = ()
+
+    def _wake_followers_of_dead_leaders(self) -> None:
+        now = self._ticks_done
+        for node in [n for n in self._parked_followers if self._liveness.dead(n, now)]:
+            silent = self._liveness.silent_ticks(node, now)
+            self._wake_followers_of(node, f"no ping for {silent} ticks")
+
+    def _wake_followers_of(self, node: str, why: str) -> None:
+        names = list(self._parked_followers.get(node, ()))
+        if names:
+            log.info("%s: %s %s; waking the %d quiesced groups it led here", self._id, node, why,
+                     len(names))
+        for name in names:
+            self._wake_group(self._groups[name], dead_leader=True)
+
+    def _add_pings(self, out: dict[str, list[GroupMessage[Message]]]) -> None:
+        """On ping ticks, a ping for every peer node (in the batch that goes there anyway if
+        there is one, so a busy node pays next to nothing). Every peer, not only the followers
+        of our parked groups: after a restart we lead nothing, and our first pings are what
+        tells the others at once."""
+        if not self._config.raft.quiesce_after_ticks:
+            return  # no group we lead ever quiesces: nobody needs to hear from us
+        if not self._liveness.ping_due(self._ticks_done):
+            return
+        peers = {v for g in self._groups.values() for v in g.core.voters} - {self._id}
+        for node in sorted(peers):
+            ping = Message(MessageType.HEARTBEAT, self._id, node, 0, context=self._incarnation)
+            out[node].append(GroupMessage(LIVENESS_GROUP, ping))
+        self._count(pings_sent=len(peers))
 
     def _start_proposal(self, g: _Group, data: bytes, fut: asyncio.Future[object]) -> None:
         if fut.done():  # the caller gave up (cancelled) before the loop got to it
@@ -429,6 +573,8 @@ class RaftDriver:
                     self._held[m.to_id].append(gm)
                 else:
                     out[m.to_id].append(gm)
+        if flush_held:  # on ticks, like heartbeats
+            self._add_pings(out)
         for node in set(out) | (set(self._held) if flush_held else set()):
             batch = out.get(node, [])
             if node in self._held and (batch or flush_held):
@@ -494,4 +640,4 @@ def _fail_all(g: _Group, exc: BaseException) -> None:
 
 
 __all__ = ["RaftDriver", "DriverConfig", "DriverStats", "StateMachine", "LogEngine", "GroupWrite",
-           "MemoryLogEngine", "OutcomeUnknown", "NotLeader", "ProposalDropped"]
+           "MemoryLogEngine", "OutcomeUnknown", "NotLeader", "ProposalDropped", "LIVENESS_GROUP"]

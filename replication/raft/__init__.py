@@ -8,11 +8,15 @@
 
 No sockets, no clock, no disk writes (the core only reads its LogStore), no global randomness.
 A new group's stores start with `bootstrap(voters)`; a joining replica starts empty.
+Idle groups may quiesce (RaftConfig.quiesce_after_ticks): `core.quiesced`, `core.wake(...)`, and
+`PeerLiveness` for the node-level liveness that wakes the followers of a dead leader.
 """
 from replication.raft.config import RaftConfig
 from replication.raft.core import RaftCore, bootstrap
+from replication.raft.liveness import PeerLiveness
 from replication.raft.messages import (
     CAMPAIGN_TRANSFER,
+    QUIESCE,
     Message,
     MessageType,
     NotLeader,
@@ -31,7 +35,9 @@ __all__ = [
     "Message",
     "MessageType",
     "NotLeader",
+    "PeerLiveness",
     "ProposalDropped",
+    "QUIESCE",
     "RaftConfig",
     "RaftCore",
     "Ready",

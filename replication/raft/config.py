@@ -17,6 +17,9 @@ class RaftConfig:
     max_bytes_per_msg: int = 256 * 1024
     max_inflight_msgs: int = 32  # APPENDs in flight per follower before waiting for acks
     max_inflight_bytes: int = 4 * 1024 * 1024
+    # Quiescence (CockroachDB's): a leader whose group has been idle this many ticks, with every
+    # follower caught up, tells them so and stops heartbeating; 0 = never. See core.py.
+    quiesce_after_ticks: int = 0
     # Deliberately unsafe variants, for showing that the simulator's checkers catch them.
     unsafe_commit_old_term_by_count: bool = False
     unsafe_vote_without_log_check: bool = False
@@ -25,6 +28,8 @@ class RaftConfig:
     unsafe_lease_ignores_expiry: bool = False
     unsafe_lease_no_wait: bool = False  # nobody waits out an old lease: followers vote while
     # they still honour one, and a new leader serves lease reads at once
+    unsafe_quiesce_keeps_lease: bool = False  # a quiescing leader keeps its lease (and its
+    # clock may stand still while quiesced)
 
     def __post_init__(self) -> None:
         if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
@@ -33,6 +38,8 @@ class RaftConfig:
             raise ValueError("max_clock_drift is a fraction in [0, 1)")
         if self.max_entries_per_msg < 1 or self.max_inflight_msgs < 1:
             raise ValueError("message and inflight bounds must be >= 1")
+        if self.quiesce_after_ticks < 0:
+            raise ValueError("quiesce_after_ticks must be >= 0 (0: never quiesce)")
 
     @property
     def lease_ticks(self) -> int:

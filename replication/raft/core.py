@@ -13,6 +13,20 @@ Modelled on etcd-io/raft. What this core adds or pins down:
   one round.
 - Membership is single-replica changes, one at a time; a configuration takes effect when its
   entry is appended (Raft dissertation §4.1), so it is a pure function of the log.
+- Quiescence (CockroachDB's), so that idle groups cost no ticks and no heartbeats. A leader
+  whose group had no proposal, read or transfer for `quiesce_after_ticks`, with its log
+  committed and every follower's match at its last index, sends each follower a HEARTBEAT with
+  context QUIESCE and stops its timers. It drops its lease first: while quiesced its clock may
+  stand still (a driver need not tick it), and a lease carried across that pause could outlive
+  the followers' promise. A follower that gets QUIESCE from its leader while its log ends at
+  the leader's commit stops its election timer and does not answer; otherwise it answers, which
+  wakes the leader. Any input wakes a replica (`wake`; `wakes_for` names the one message that
+  does not). A driver that stopped ticking it passes the ticks it skipped; for a follower it
+  may say how many of them passed with no sign of life from the leader's node, and those count
+  towards the election timeout and the lease promise as if ticked. Never more than were
+  skipped: a follower's promise is never cut short, so a wrong liveness guess costs an
+  election at worst, never safety. Finding dead leaders of quiesced
+  followers is the driver's job (node-level liveness), since no group message will tell them.
 """
 from __future__ import annotations
 
@@ -24,6 +38,7 @@ from replication.raft.config import RaftConfig
 from replication.raft.log import RaftLog
 from replication.raft.messages import (
     CAMPAIGN_TRANSFER,
+    QUIESCE,
     Message,
     MessageType,
     NotLeader,
@@ -92,6 +107,7 @@ class RaftCore:
         self._prev_soft = SoftState(None, Role.FOLLOWER)
         self._read_states: list[ReadState] = []  # confirmed, waiting to be applied
         self._round = 0  # heartbeat rounds, numbered across terms so old acks never match
+        self._quiesced = False
         self._init_leader_state()
         self._conf_base: tuple[str, ...] = store.conf_state().voters
         self._conf_log: list[tuple[int, tuple[str, ...]]] = []
@@ -112,6 +128,7 @@ class RaftCore:
         self._unsent_round: int | None = None
         self._pending_reads: list[_PendingRead] = []
         self._reads_awaiting_commit: list[tuple[bytes, str, bool]] = []
+        self._quiet_ticks = 0  # leader ticks since the last proposal, read or transfer
 
     # -- public properties -------------------------------------------------------------------
 
@@ -150,8 +167,14 @@ class RaftCore:
 
     @property
     def lease_valid(self) -> bool:
-        """Would a read be served under the lease right now?"""
+        """Would a read be served under the lease right now? Never while quiesced."""
         return self._lease_valid()
+
+    @property
+    def quiesced(self) -> bool:
+        """Are this replica's timers stopped (see the module docstring)? A driver may stop
+        ticking it until something wakes it."""
+        return self._quiesced
 
     def log_term(self, index: int) -> int | None:
         """Term of the entry at `index` in this replica's log (None: compacted or absent)."""
@@ -160,8 +183,10 @@ class RaftCore:
     # -- inputs ------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One tick of this replica's clock."""
+        """One tick of this replica's clock. While quiesced only the clock moves."""
         self._now_ticks += 1
+        if self._quiesced:
+            return
         self._leader_contact_ticks += 1
         if self._role == Role.LEADER:
             self._tick_leader()
@@ -171,6 +196,7 @@ class RaftCore:
     def propose(self, data: bytes) -> Entry:
         """Append a command; it is committed when it appears in a Ready's committed_entries
         with the same (term, index)."""
+        self.wake()
         self._check_can_propose()
         return self._append_new(EntryKind.NORMAL, data)
 
@@ -178,6 +204,7 @@ class RaftCore:
         """Add or remove one voter. One change at a time, and only once this leader committed
         an entry of its term (the single-server change rule, with Ongaro's fix). A leader can't
         remove itself: transfer leadership first."""
+        self.wake()
         self._check_can_propose()
         if self._log.committed < self._term_start_index:
             raise ProposalDropped("no entry of this term committed yet")
@@ -191,6 +218,7 @@ class RaftCore:
         """Ask for a linearizable read. A ReadState with this `context` comes out of a later
         Ready once it is safe; none comes if leadership is lost first (time out and retry).
         Followers forward to the leader (who uses its lease if it holds one)."""
+        self.wake()
         if self._role == Role.LEADER:
             self._leader_read(context, self._id, lease_ok)
         elif self._leader is not None:
@@ -200,11 +228,13 @@ class RaftCore:
 
     def transfer_leadership(self, to_id: str) -> None:
         """Hand leadership to `to_id` once its log is caught up (within an election timeout)."""
+        self.wake()
         if self._role != Role.LEADER:
             raise NotLeader(self._leader)
         if to_id == self._id or to_id not in self._voters:
             raise ValueError(f"cannot transfer leadership to {to_id!r}")
         self._transferee = to_id
+        self._quiet_ticks = 0
         self._election_elapsed = 0  # the transfer is abandoned after one election timeout
         if self._progress[to_id].match == self._log.last_index():
             self._send_timeout_now(to_id)
@@ -221,10 +251,50 @@ class RaftCore:
         conf = ConfState(voters=self._voters_at(index))
         return Snapshot(SnapshotMeta(index=index, term=term, conf=conf), data)
 
+    def wake(self, skipped_ticks: int = 0, leader_silent_ticks: int = 0) -> None:
+        """Leave quiescence (nothing to do if not quiesced). `skipped_ticks`: ticks of this
+        replica's clock that passed while its driver did not tick it; the clock catches up, no
+        timer fires for them. `leader_silent_ticks` (a follower's): how many recent ticks passed
+        with no sign of life from the leader's node; at most `skipped_ticks` of them count
+        towards the lease promise, and at most an election timeout of them towards the
+        election timer. Every other input that wakes the replica (see `wakes_for`) does so as
+        if no ticks were skipped."""
+        if not self._quiesced:
+            return
+        self._quiesced = False
+        skipped = max(0, skipped_ticks)
+        self._now_ticks += skipped
+        if self._role == Role.LEADER:
+            self._wake_leader()
+            return
+        credit = min(skipped, max(0, leader_silent_ticks))
+        self._leader_contact_ticks += credit
+        # At most one election timeout towards the timer: the followers of a dead leader wake
+        # together, and a full credit would have them all campaign on their next tick (split
+        # votes); this way each still waits its own random part, as if heartbeated all along.
+        self._election_elapsed += min(credit, self._cfg.election_ticks)
+
+    def wakes_for(self, m: Message) -> bool:
+        """Would stepping `m` wake this replica? Every message does, except an ack of one of
+        our heartbeat rounds reaching us quiesced: acks are sent late on purpose (drivers hold
+        them for the next batch), so the last round's often arrive after the QUIESCE heartbeat
+        left. It carries no news; waking for it would undo quiescence at once."""
+        if not self._quiesced or m.to_id != self._id:
+            return False
+        return not (self._role == Role.LEADER and m.type == MT.HEARTBEAT_RESP
+                    and m.term == self._term and len(m.context) == _ROUND_BYTES)
+
+    def note_activity(self) -> None:
+        """The group was used without an input of the core's (the driver served a read under
+        the lease): put off quiescing, which would end the lease."""
+        self._quiet_ticks = 0
+
     def step(self, m: Message) -> None:
         """Handle one message from a peer."""
         if m.to_id != self._id:
             return
+        if self.wakes_for(m):
+            self.wake()
         if m.term > self._term:
             if not self._step_higher_term(m):
                 return
@@ -445,7 +515,11 @@ class RaftCore:
             self._handle_append(m)
         elif m.type == MT.HEARTBEAT:
             self._heard_from_leader(m.from_id)
-            self._log.commit_to(min(m.commit, self._log.last_index()))
+            log = self._log
+            log.commit_to(min(m.commit, log.last_index()))
+            if m.context == QUIESCE and log.committed == m.commit == log.last_index():
+                self._quiesced = True  # caught up: wait for the leader with no election timer
+                return  # and say nothing: an answer would only wake the leader
             self._send(MT.HEARTBEAT_RESP, m.from_id, context=m.context)
         elif m.type == MT.SNAPSHOT:
             self._heard_from_leader(m.from_id)
@@ -509,10 +583,49 @@ class RaftCore:
             for peer, pr in self._progress.items():
                 pr.recent_active = peer == self._id
             self._transferee = None  # a transfer that took this long has failed
+        self._quiet_ticks += 1
+        if self._may_quiesce():
+            self._quiesce()
+            return
         if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._start_round()
         self._forget_old_rounds()
+
+    def _may_quiesce(self) -> bool:
+        """Idle long enough, nothing pending, and every replica holds the whole log, committed:
+        then no follower needs anything from us until the next proposal or read."""
+        after = self._cfg.quiesce_after_ticks
+        if not after or self._quiet_ticks < after:
+            return False
+        if (self._transferee is not None or self._pending_reads or self._reads_awaiting_commit
+                or self._unsent_round is not None):
+            return False
+        last = self._log.last_index()
+        if self._log.committed != last:
+            return False
+        return all(v in self._progress and self._progress[v].match == last
+                   for v in self._voters)
+
+    def _quiesce(self) -> None:
+        self._quiesced = True
+        if not self._cfg.unsafe_quiesce_keeps_lease:
+            self._lease_start_tick = None  # our clock may stop now: no lease outlives
+            self._round_sent_tick = {}  # quiescence, nor may a late ack of an old round revive one
+        commit = self._log.committed
+        for peer in self._progress:
+            if peer != self._id:
+                self._send(MT.HEARTBEAT, peer, commit=commit, context=QUIESCE)
+
+    def _wake_leader(self) -> None:
+        """Heartbeat at once (followers learn we are back; a read needs the round anyway) and
+        judge CheckQuorum on what we hear from now on, not on acks from before the pause."""
+        self._quiet_ticks = 0
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        for peer, pr in self._progress.items():
+            pr.recent_active = peer == self._id
+        self._start_round()
 
     def _quorum_active(self) -> bool:
         active = sum(1 for v in self._voters
@@ -595,6 +708,7 @@ class RaftCore:
             raise ProposalDropped(f"leadership is moving to {self._transferee}")
 
     def _append_new(self, kind: EntryKind, data: bytes) -> Entry:
+        self._quiet_ticks = 0
         entry = Entry(self._term, self._log.last_index() + 1, kind, data)
         self._log_append([entry])
         self._needs_flush = True
@@ -702,6 +816,8 @@ class RaftCore:
         cfg = self._cfg
         if not cfg.lease_reads or self._role != Role.LEADER or self._lease_forfeited:
             return False
+        if self._quiesced and not cfg.unsafe_quiesce_keeps_lease:
+            return False
         if self._now_ticks < self._lease_not_before_tick or self._lease_start_tick is None:
             return False
         if cfg.unsafe_lease_ignores_expiry:
@@ -709,6 +825,7 @@ class RaftCore:
         return self._now_ticks < self._lease_start_tick + cfg.lease_ticks
 
     def _leader_read(self, context: bytes, requester: str, lease_ok: bool) -> None:
+        self._quiet_ticks = 0
         if self._log.committed < self._term_start_index:
             # Our commit index may lag the group's until an entry of our term commits.
             self._reads_awaiting_commit.append((context, requester, lease_ok))

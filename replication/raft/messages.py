@@ -33,9 +33,11 @@ class Message:
     Field use by type: APPEND carries (log_term, index) of the entry before `entries`, and the
     leader's `commit`; APPEND_RESP carries the last matching `index`, or `reject` with a
     `reject_hint` (an index the follower's log may match) and its `log_term`; HEARTBEAT and
-    HEARTBEAT_RESP carry the heartbeat round in `context`; (PRE_)VOTE carries the candidate's last
-    (log_term, index) and `context` == CAMPAIGN_TRANSFER when a leader handed over; READ_INDEX and
-    READ_INDEX_RESP carry the reader's `context`, the response the read `index`.
+    HEARTBEAT_RESP carry the heartbeat round in `context` (a HEARTBEAT whose context is QUIESCE
+    tells a caught-up follower that the leader stops heartbeating; see core.py); (PRE_)VOTE
+    carries the candidate's last (log_term, index) and `context` == CAMPAIGN_TRANSFER when a
+    leader handed over; READ_INDEX and READ_INDEX_RESP carry the reader's `context`, the
+    response the read `index`.
     """
 
     type: MessageType
@@ -53,6 +55,10 @@ class Message:
 
 
 CAMPAIGN_TRANSFER = b"transfer"  # (PRE_)VOTE context: the old leader asked for this election
+# HEARTBEAT context of a quiescing leader. It rides in `context` (not a new field or type) so
+# that every transport that carries coalesced heartbeats carries it as they are; it can never be
+# mistaken for a round number, which is always _ROUND_BYTES (8) long.
+QUIESCE = b"quiesce"
 
 
 class Role(enum.IntEnum):

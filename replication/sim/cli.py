@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     fail = sub.add_parser("failover", help="ticks from a leader crash to writes committing")
     fail.add_argument("--seeds", type=int, default=100)
     fail.add_argument("--seed-start", type=int, default=0)
+    fail.add_argument("--quiesced", action="store_true",
+                      help="crash the leader of a quiesced group (clients idle until then)")
     return parser
 
 
@@ -43,11 +45,16 @@ def main(argv: list[str]) -> int:
 def _raft(args: argparse.Namespace) -> int:
     failures: list[SimResult] = []
     steps = 0
+    quiesced_runs = 0
+    totals: dict[str, int] = {}
     started = time.perf_counter()
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         config = build_config(seed, args.mix, args.steps, args.unsafe, args.nodes)
         result = Simulation(config).run()
         steps += result.steps
+        for name, count in result.stats:
+            totals[name] = totals.get(name, 0) + count
+        quiesced_runs += any(name == "quiesced_leader" for name, _ in result.stats)
         if args.verbose:
             counters = " ".join(f"{k}={v}" for k, v in result.stats)
             print(f"seed {seed} mix {result.mix} trace {result.trace_hash} steps {result.steps} "
@@ -57,6 +64,7 @@ def _raft(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     count = sum(len(r.violations) for r in failures)
     print(f"{args.seeds} runs, {count} violations")
+    print(_quiescence_line(args.seeds, quiesced_runs, totals))
     for result in failures:
         for v in result.violations:
             print(f"seed {result.seed} ({result.mix}): {v.property}: {v.detail}")
@@ -64,6 +72,17 @@ def _raft(args: argparse.Namespace) -> int:
     if args.verbose:
         print(f"{steps} steps in {elapsed:.1f}s ({steps / max(elapsed, 1e-9):.0f} steps/s)")
     return 1 if failures else 0
+
+
+def _quiescence_line(runs: int, quiesced_runs: int, totals: dict[str, int]) -> str:
+    """How much the runs exercised quiescence (they only test it if it happens)."""
+    t = totals.get
+    return (f"quiescence: in {quiesced_runs} of {runs} runs; leaders quiesced "
+            f"{t('quiesced_leader', 0)} times, followers {t('quiesced_follower', 0)}; woken by a "
+            f"message {t('wakes', 0)}, by a client request {t('request_wakes', 0)}, because the "
+            f"leader's node went silent {t('dead_leader_wakes', 0)} or restarted "
+            f"{t('restarted_leader_wakes', 0)}; "
+            f"{t('lease_reads', 0) + t('lease_reads_fast', 0)} lease reads")
 
 
 def _replay(args: argparse.Namespace, result: SimResult) -> str:
@@ -82,7 +101,7 @@ def _failover(args: argparse.Namespace) -> int:
     samples = []
     missing = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
-        sample = measure_failover(seed)
+        sample = measure_failover(seed, quiesced=args.quiesced)
         if sample is None:
             missing.append(seed)
         else:

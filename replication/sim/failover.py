@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from replication.raft import RaftConfig, Role
 from replication.sim.faults import FaultMix
-from replication.sim.simulator import SimConfig, SimNode, Simulation
+from replication.sim.simulator import SimConfig, SimNode, Simulation, sim_raft_config
 from replication.types import Entry, EntryKind
 
 # A calm network and clients that give up quickly, so they find the new leader soon.
 FAILOVER_MIX = FaultMix("failover", clients=4, think_ticks=(0.0, 0.5), op_timeout_ticks=4.0,
-                        random_target=0.3)
+                        random_target=0.3, idle_every_ticks=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +49,21 @@ class _FailoverSim(Simulation):
 
 
 def measure_failover(seed: int, raft: RaftConfig | None = None, warmup_ticks: float = 40.0,
-                     limit_ticks: float = 300.0) -> FailoverSample | None:
-    """Crash the leader once the group is warm; None if no new leader took writes in time."""
-    config = SimConfig(seed=seed, steps=10**9, mix=FAILOVER_MIX, raft=raft or RaftConfig())
+                     limit_ticks: float = 300.0, quiesced: bool = False) -> FailoverSample | None:
+    """Crash the leader once the group is warm; None if no new leader took writes in time.
+    `quiesced`: first let the clients stop until every replica is quiesced (quiescence on,
+    sim_raft_config's default), crash the leader then, and let the clients start again: the
+    followers learn of the crash only from node-level liveness."""
+    default = sim_raft_config() if quiesced else RaftConfig()
+    config = SimConfig(seed=seed, steps=10**9, mix=FAILOVER_MIX, raft=raft or default)
     sim = _FailoverSim(config)
     while sim.now < warmup_ticks or sim._leader() is None:
         sim._step()
         if sim.now > limit_ticks:
             return None
-    # Crash at a random moment of the heartbeat cycle, not right after an event of the leader.
+    if quiesced and not _quiesce(sim, sim.now + limit_ticks):
+        return None
+    # Crash at a random moment of the heartbeat (or ping) cycle, not right after an event.
     end = sim.now + sim.rng.uniform(0.0, config.raft.heartbeat_ticks)
     while sim.now < end:
         sim._step()
@@ -67,6 +73,8 @@ def measure_failover(seed: int, raft: RaftConfig | None = None, warmup_ticks: fl
     sim.old_term = leader.core.term
     sim.crash_time = sim.now
     sim._crash(leader)
+    if quiesced:
+        _restart_clients(sim)
     deadline = sim.now + limit_ticks
     while sim.write is None and sim.now < deadline:
         sim._step()
@@ -74,6 +82,24 @@ def measure_failover(seed: int, raft: RaftConfig | None = None, warmup_ticks: fl
         return None
     t0 = sim.crash_time
     return FailoverSample(seed, sim.elected - t0, sim.ready - t0, sim.write - t0)
+
+
+def _quiesce(sim: Simulation, deadline: float) -> bool:
+    """Stop the clients and run until none has an operation out and every replica is
+    quiesced (its driver stopped ticking it); False if that did not happen by `deadline`."""
+    sim.clients_on = False
+    while sim.now < deadline:
+        sim._step()
+        idle = all(c.current is None for c in sim.clients)
+        if idle and all(n.parked_at is not None for n in sim.nodes.values() if n.alive):
+            return True
+    return False
+
+
+def _restart_clients(sim: Simulation) -> None:
+    sim.clients_on = True
+    for client in sim.clients:
+        sim._next_op(client)
 
 
 def summarize(samples: list[FailoverSample]) -> dict[str, float]:

@@ -41,8 +41,15 @@ class FaultMix:
     keys: int = 3
     write_ratio: float = 0.5
     lease_ratio: float = 0.7  # reads that may use the leader's lease (else forced ReadIndex)
+    # Of those, the share tried first on the node's fast path (RaftDriver.lease_read_ok): served
+    # at once from the state machine, with no core input, so it wakes nothing.
+    fast_lease_ratio: float = 0.5
     random_target: float = 0.15  # requests sent to a random replica instead of the known leader
     think_ticks: tuple[float, float] = (0.0, 2.0)
+    # Idle periods: on average one every `idle_every_ticks` (0: none), clients start nothing new
+    # for `idle_ticks`, so the group goes quiet and may quiesce; faults go on meanwhile.
+    idle_every_ticks: float = 40.0
+    idle_ticks: tuple[float, float] = (10.0, 40.0)
     op_timeout_ticks: float = 25.0
     snapshot_every: int = 40  # applied entries between state-machine snapshots (log compaction)
 
@@ -83,11 +90,18 @@ TARGETED: dict[str, FaultMix] = {
                  write_ratio=0.4, lease_ratio=1.0, random_target=0.1, op_timeout_ticks=6.0,
                  snapshot_every=1000),
         # Mostly reads, so a replica cut off from the leader alone still has an up-to-date log
-        # and can win an election while the leader's lease runs.
+        # and can win an election while the leader's lease runs. No idle periods: a quiesced
+        # leader holds no lease, which would hide the hazard.
         FaultMix("lease-idle", fault_every_ticks=25.0, bridge=3.0, leader_bias=0.9,
-                 fault_ticks=(20.0, 40.0), clients=6, keys=1, write_ratio=0.05, lease_ratio=1.0,
+                 fault_ticks=(20.0, 40.0), clients=6, keys=1, write_ratio=0.15, lease_ratio=1.0,
                  random_target=0.3, op_timeout_ticks=6.0, think_ticks=(0.5, 3.0),
-                 snapshot_every=1000),
+                 snapshot_every=1000, idle_every_ticks=0.0),
+        # Leaders cut off while their group is quiesced, readers that keep using the fast lease
+        # path on them: a quiesced leader must not hold a lease (its clock may stand still).
+        FaultMix("quiet-lease", fault_every_ticks=25.0, isolate=3.0, leader_bias=1.0,
+                 fault_ticks=(25.0, 50.0), clients=4, keys=1, write_ratio=0.3, lease_ratio=1.0,
+                 fast_lease_ratio=1.0, random_target=0.2, op_timeout_ticks=6.0,
+                 idle_every_ticks=15.0, idle_ticks=(15.0, 30.0), snapshot_every=1000),
         # Clocks that break the lease's assumption (drift far past RaftConfig.max_clock_drift):
         # a leader whose clock turns slow holds its lease longer than its fast followers wait.
         FaultMix("drift-beyond", drift=0.6, fault_every_ticks=15.0, isolate=3.0, skew=3.0,

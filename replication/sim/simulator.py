@@ -6,7 +6,11 @@ a fault. All choices come from one random.Random(seed), so a seed replays bit fo
 hash (of every event handled) shows that it did. Time is in nominal ticks (float).
 
 The driver here is the one the real node runs, in miniature: take a Ready, persist it after a
-disk delay (inputs keep arriving meanwhile), then send, apply, serve reads and advance.
+disk delay (inputs keep arriving meanwhile), then send, apply, serve reads and advance. Like the
+real driver it stops ticking a quiesced replica, wakes it (with the ticks it skipped) on any
+message or request that would wake its core, pings its peers every few ticks, and wakes the
+quiesced followers of a leader whose node sent no ping for an election timeout, or pings from a
+new incarnation (replication.raft.liveness). The workload has idle periods, so groups quiesce.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from replication.raft import (
     ConfChangeType,
     Message,
     NotLeader,
+    PeerLiveness,
     ProposalDropped,
     RaftConfig,
     RaftCore,
@@ -41,9 +46,16 @@ from replication.sim.kv import KvStateMachine, encode_write
 from replication.types import Entry, EntryKind
 
 # Event kinds.
-TICK, DELIVER, PERSISTED, ARRIVE, REPLY, NEXT_OP, TIMEOUT, FAULT, HEAL, RESTART, ADMIN, FLAP = \
-    range(12)
+TICK, DELIVER, PERSISTED, ARRIVE, REPLY, NEXT_OP, TIMEOUT, FAULT, HEAL, RESTART, ADMIN, FLAP, \
+    PING, IDLE = range(14)
 _CLIENT_DELAY = (0.05, 0.3)
+SIM_QUIESCE_AFTER_TICKS = 4  # with the default election timeout of 10 ticks
+
+
+def sim_raft_config(**overrides: object) -> RaftConfig:
+    """The simulator's RaftConfig: the defaults, with quiescence on."""
+    options: dict[str, object] = {"quiesce_after_ticks": SIM_QUIESCE_AFTER_TICKS, **overrides}
+    return RaftConfig(**options)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ class SimConfig:
     seed: int
     steps: int = 3000  # events in the faulty phase; then the world heals and the run settles
     mix: FaultMix = MIXES["calm"]
-    raft: RaftConfig = field(default_factory=RaftConfig)
+    raft: RaftConfig = field(default_factory=sim_raft_config)
     nodes: int = 3
     heal_ticks: float = 120.0  # budget for electing a leader and converging after healing
     check_every_steps: int = 1000  # log matching is checked this often (and at the end)
@@ -78,7 +90,7 @@ class SimResult:
 
 class SimNode:
     __slots__ = ("id", "store", "durable", "core", "sm", "alive", "incarnation", "period",
-                 "in_flight", "writes", "reads", "removed")
+                 "in_flight", "writes", "reads", "removed", "ticks", "parked_at", "liveness")
 
     def __init__(self, node_id: str, store: MemoryLogStore, period: float) -> None:
         self.id = node_id
@@ -93,6 +105,11 @@ class SimNode:
         self.writes: dict[int, tuple[int, Op]] = {}  # log index -> (term, op)
         self.reads: dict[bytes, Op] = {}
         self.removed = False
+        # The node's driver: its tick count, since when it has not ticked a quiesced core,
+        # and what it knows of its peers (both start over with the process).
+        self.ticks = 0
+        self.parked_at: int | None = None
+        self.liveness: PeerLiveness | None = None
 
 
 class Client:
@@ -136,10 +153,13 @@ class Simulation:
             store.persist(*bootstrap(ids))
             self._add_node(node_id, store)
         self.clients = [Client(i, self.rng.choice(ids)) for i in range(self.mix.clients)]
+        self._idle_until = 0.0  # clients start no new operation before this time
         for client in self.clients:
             self._at(self.rng.uniform(0, 2), NEXT_OP, client.id)
         if self.mix.fault_every_ticks > 0:
             self._at(self._fault_gap(), FAULT, None)
+        if self.mix.idle_every_ticks > 0:
+            self._at(self.rng.expovariate(1.0 / self.mix.idle_every_ticks), IDLE, None)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -208,6 +228,9 @@ class Simulation:
         node.sm.index = snap.meta.index
         self.checker.observe_restore(node.id, snap.meta.index)
         node.alive = True
+        node.ticks = 0
+        node.parked_at = None
+        node.liveness = PeerLiveness.for_raft(self.cfg.raft)
         if self.cfg.unsafe_lazy_fsync:
             node.durable = _clone(node.store)
         self._at(self.rng.uniform(0, node.period), TICK, node.id, node.incarnation)
@@ -228,7 +251,10 @@ class Simulation:
         node = self.nodes[node_id]
         if not node.alive or node.incarnation != incarnation:
             return
-        node.core.tick()
+        node.ticks += 1
+        if node.parked_at is None:
+            node.core.tick()
+        self._liveness_tick(node)
         self._observe(node)
         self._pump(node)
         self._at(node.period, TICK, node_id, incarnation)
@@ -237,9 +263,69 @@ class Simulation:
         node = self.nodes.get(m.to_id)
         if node is None or not node.alive or (m.from_id, m.to_id) in self.cut:
             return
+        if node.core.wakes_for(m):
+            self._wake(node)
         node.core.step(m)
         self._observe(node)
         self._pump(node)
+
+    # -- quiescence (what replication/driver.py does, per node) -------------------------------
+
+    def _park(self, node: SimNode) -> None:
+        """Stop ticking a core that quiesced (called after every input)."""
+        core = node.core
+        if node.parked_at is None and core.quiesced:
+            node.parked_at = node.ticks
+            if core.role == Role.LEADER:
+                self._count("quiesced_leader")
+            else:
+                self._count("quiesced_follower")
+                if core.leader_id is not None:
+                    node.liveness.alive(core.leader_id, node.ticks)  # its QUIESCE just came
+
+    def _wake(self, node: SimNode, why: str = "wakes") -> None:
+        """Tick a parked core again, crediting a follower the ticks its leader's node has been
+        silent (no ping from it)."""
+        if node.parked_at is None:
+            return
+        skipped = node.ticks - node.parked_at
+        node.parked_at = None
+        core = node.core
+        leader = core.leader_id
+        silent = node.liveness.silent_ticks(leader, node.ticks) if leader else 0
+        core.wake(skipped, silent)
+        self._count(why)
+
+    def _liveness_tick(self, node: SimNode) -> None:
+        """Ping every peer on ping ticks; wake a quiesced follower whose leader's node sent no
+        ping for the timeout."""
+        live, now, core = node.liveness, node.ticks, node.core
+        if self.cfg.raft.quiesce_after_ticks and live.ping_due(now):
+            for peer in core.voters:
+                if peer != node.id:
+                    self._ping(node, peer)
+        leader = core.leader_id
+        if (node.parked_at is not None and core.role != Role.LEADER and leader is not None
+                and live.dead(leader, now)):
+            self._wake(node, "dead_leader_wakes")
+
+    def _ping(self, node: SimNode, to_id: str) -> None:
+        self._count("pings")
+        if (node.id, to_id) in self.cut or (
+                self.faulty and self.mix.drop and self.rng.random() < self.mix.drop):
+            return
+        self._at(self._delay(), PING, node.id, to_id, node.incarnation)
+
+    def _on_ping(self, from_id: str, to_id: str, incarnation: int) -> None:
+        node = self.nodes.get(to_id)
+        if node is None or not node.alive or (from_id, to_id) in self.cut:
+            return
+        tag = incarnation.to_bytes(8, "big")
+        core = node.core
+        if (node.liveness.restarted(from_id, tag) and node.parked_at is not None
+                and core.role != Role.LEADER and core.leader_id == from_id):
+            self._wake(node, "restarted_leader_wakes")  # credits the silence before this ping
+        node.liveness.heard(from_id, node.ticks, tag)
 
     def _observe(self, node: SimNode) -> None:
         core = node.core
@@ -250,6 +336,7 @@ class Simulation:
 
     def _pump(self, node: SimNode) -> None:
         """Take a Ready if none is being persisted; its disk write completes later."""
+        self._park(node)
         if node.in_flight is None and node.core.has_ready():
             node.in_flight = node.core.ready()
             lo, hi = self.mix.disk_ticks
@@ -334,6 +421,9 @@ class Simulation:
         if not self.clients_on:
             return
         mix, rng = self.mix, self.rng
+        if self.now < self._idle_until:  # an idle period: come back after it
+            self._at(self._idle_until - self.now + rng.uniform(0, 1), NEXT_OP, client_id)
+            return
         client = self.clients[client_id]
         self._op_ids += 1
         is_write = rng.random() < mix.write_ratio
@@ -348,13 +438,18 @@ class Simulation:
         self.history.append(op)
         client.current = op
         lease_ok = rng.random() < mix.lease_ratio
-        self._at(rng.uniform(*_CLIENT_DELAY), ARRIVE, target, op, lease_ok)
+        fast = lease_ok and mix.fast_lease_ratio > 0 and rng.random() < mix.fast_lease_ratio
+        self._at(rng.uniform(*_CLIENT_DELAY), ARRIVE, target, op, (lease_ok, fast))
         self._at(mix.op_timeout_ticks, TIMEOUT, op)
 
-    def _on_arrive(self, node_id: str, op: Op, lease_ok: bool) -> None:
+    def _on_arrive(self, node_id: str, op: Op, how: tuple[bool, bool]) -> None:
         node = self.nodes[node_id]
         if not node.alive:
             return  # the request is lost; the client times out
+        lease_ok, fast = how
+        if not op.is_write and fast and self._serve_under_lease(node, op):
+            return
+        self._wake(node, "request_wakes")
         core = node.core
         try:
             if op.is_write:
@@ -371,6 +466,21 @@ class Simulation:
         except ProposalDropped:
             self._reply(op, node_id, False, None)
         self._pump(node)
+
+    def _serve_under_lease(self, node: SimNode, op: Op) -> bool:
+        """The node's fast path (RaftDriver.lease_read_ok, node/service.py): answer from the
+        state machine at once, with no core input, so nothing wakes; False if it may not."""
+        core = node.core
+        if not (core.lease_valid and core.applied_index >= core.commit_index
+                and core.log_term(core.commit_index) == core.term):
+            return False
+        core.note_activity()
+        op.via_lease = True
+        if self._newer_leader(node):
+            self._count("lease_reads_by_deposed_leader")
+        self._reply(op, node.id, True, node.sm.values.get(op.key))
+        self._count("lease_reads_fast")
+        return True
 
     def _reply(self, op: Op, node_id: str, ok: bool, value: object) -> None:
         self._at(self.rng.uniform(*_CLIENT_DELAY), REPLY, op, (node_id, ok, value))
@@ -392,6 +502,14 @@ class Simulation:
         else:
             client.hint = self.rng.choice(self.members)
         self._next_op(client)
+
+    def _on_idle(self, _: object, __: object, ___: object) -> None:
+        """Clients start nothing new for a while: the group goes idle and may quiesce."""
+        mix = self.mix
+        self._idle_until = self.now + self.rng.uniform(*mix.idle_ticks)
+        self._count("idle_periods")
+        gap = self.rng.expovariate(1.0 / mix.idle_every_ticks)
+        self._at(self._idle_until - self.now + gap, IDLE, None)
 
     def _on_timeout(self, op: Op, _: object, __: object) -> None:
         client = self.clients[op.client]
@@ -519,6 +637,7 @@ class Simulation:
             return
         others = [v for v in leader.core.voters if v != leader.id]
         if others:
+            self._wake(leader)
             leader.core.transfer_leadership(self.rng.choice(others))
             self._pump(leader)
 
@@ -568,6 +687,7 @@ class Simulation:
         if leader is None:
             return
         core = leader.core
+        self._wake(leader)
         if op == ConfChangeType.REMOVE_VOTER and target == leader.id:
             others = [v for v in core.voters if v != leader.id and v != target]
             if others:
@@ -660,11 +780,13 @@ _HANDLERS = {
     RESTART: Simulation._on_restart,
     ADMIN: Simulation._on_admin,
     FLAP: Simulation._on_flap,
+    PING: Simulation._on_ping,
+    IDLE: Simulation._on_idle,
 }
 
 
 def run_seed(seed: int, mix: FaultMix, steps: int = 3000, raft: RaftConfig | None = None,
              **options: object) -> SimResult:
-    config = SimConfig(seed=seed, steps=steps, mix=mix, raft=raft or RaftConfig(),
+    config = SimConfig(seed=seed, steps=steps, mix=mix, raft=raft or sim_raft_config(),
                        **options)  # type: ignore[arg-type]
     return Simulation(config).run()

@@ -38,9 +38,15 @@ VARIANTS: dict[str, UnsafeVariant] = {
         UnsafeVariant("lease-ignores-expiry", checkers.LINEARIZABILITY, "lease-stress",
                       raft=dict(unsafe_lease_ignores_expiry=True)),
         # Sparse heartbeats: a deposed leader learns of its successor only at its next one.
+        # Without quiescence: a quiesced leader holds no lease, which hides this hazard.
         UnsafeVariant("lease-no-wait", checkers.LINEARIZABILITY, "lease-idle",
-                      raft=dict(unsafe_lease_no_wait=True, heartbeat_ticks=5)),
+                      raft=dict(unsafe_lease_no_wait=True, heartbeat_ticks=5,
+                                quiesce_after_ticks=0)),
         UnsafeVariant("drift-beyond-bound", checkers.LINEARIZABILITY, "drift-beyond"),
+        # A quiesced leader that keeps its lease serves it from a stopped clock, long after its
+        # followers elected someone else.
+        UnsafeVariant("quiesce-keeps-lease", checkers.LINEARIZABILITY, "quiet-lease",
+                      raft=dict(unsafe_quiesce_keeps_lease=True)),
         UnsafeVariant("ack-before-persist", checkers.ELECTION_SAFETY, "crashes",
                       sim=dict(unsafe_lazy_fsync=True)),
         UnsafeVariant("ack-before-commit", checkers.ACKED_WRITE_LOST, "crashes",
@@ -52,12 +58,11 @@ VARIANTS: dict[str, UnsafeVariant] = {
 def build_config(seed: int, mix_name: str, steps: int, unsafe: str | None = None,
                  nodes: int | None = None) -> "SimConfig":
     """The SimConfig for a seed, by names (what the CLI and its replay commands use)."""
-    from replication.raft import RaftConfig
     from replication.sim.faults import mix_for_seed
-    from replication.sim.simulator import SimConfig
+    from replication.sim.simulator import SimConfig, sim_raft_config
 
     variant = VARIANTS[unsafe] if unsafe else None
-    raft = RaftConfig(**(variant.raft if variant else {}))  # type: ignore[arg-type]
+    raft = sim_raft_config(**(variant.raft if variant else {}))
     extra = dict(variant.sim) if variant else {}
     count = nodes or (variant.nodes if variant else 3)
     return SimConfig(seed=seed, steps=steps, mix=mix_for_seed(mix_name, seed), raft=raft,
