@@ -135,9 +135,17 @@ def _returned(write: PreparedWrite, compiled: CompiledRequest, old: Item | None,
     return chosen or None
 
 
+# Values that compile_request never reads: left out of the cache key, or every PutItem (a new
+# Item each time) would miss the cache and be compiled again, JSON round trip included.
+_NOT_COMPILED = ("Item", "Key")
+
+
 def _compiled(write: PreparedWrite) -> CompiledRequest:
     # Replicas apply the same few request shapes over and over: compile each text once.
-    return _compile_cached(write.operation, orjson.dumps(write.request, option=orjson.OPT_SORT_KEYS))
+    request = write.request
+    if "Item" in request or "Key" in request:
+        request = {k: v for k, v in request.items() if k not in _NOT_COMPILED}
+    return _compile_cached(write.operation, orjson.dumps(request, option=orjson.OPT_SORT_KEYS))
 
 
 @lru_cache(maxsize=4096)

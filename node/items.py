@@ -47,8 +47,8 @@ from node.statedb import ITEMS_CF, STREAMS_CF, VERSIONS_CF, StateDB, Visit
 from node.streams import StreamStore
 from replication.types import Entry, Snapshot
 
-__all__ = ["ItemMachine", "encode_command", "table_id", "WRITE_OPS", "SNAPSHOT_MAGIC",
-           "MAX_REPLICA_CHANGES"]
+__all__ = ["ItemMachine", "encode_command", "encode_command_raw", "table_id", "WRITE_OPS",
+           "SNAPSHOT_MAGIC", "MAX_REPLICA_CHANGES"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,20 @@ def encode_command(op: str, body: Mapping[str, Any], now_ms: int = 0) -> bytes:
     if op not in WRITE_OPS:
         raise ValueError(f"not an item command: {op}")
     return orjson.dumps({**body, "op": op, "now_ms": now_ms})
+
+
+def encode_command_raw(op: str, raw: bytes, body: Mapping[str, Any], now_ms: int = 0) -> bytes:
+    """`encode_command(op, body, now_ms)` for a body that arrived as the JSON bytes `raw`
+    (`body` = its parse, a JSON object): the raw bytes with "op" and "now_ms" spliced in before
+    the closing brace, instead of serializing the whole item again. Decodes to the same command:
+    a JSON object's later member wins (orjson keeps the last of duplicate names), as in
+    {**body, "op": op, "now_ms": now_ms}."""
+    if op not in WRITE_OPS:
+        raise ValueError(f"not an item command: {op}")
+    raw = raw.rstrip()
+    if not body or not raw.endswith(b"}"):
+        return encode_command(op, body, now_ms)
+    return b"%s,\"op\":\"%s\",\"now_ms\":%d}" % (raw[:-1], op.encode(), now_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +377,13 @@ class ItemMachine:
 
     def _write(self, command: Any, ctx: _EntryContext) -> dict[str, Any]:
         prepared, key = self.check_write(ctx.group, command)
-        raw = ctx.staged.get(key)
+        if _blind_put(prepared, command):
+            # Nothing in the outcome depends on the stored item (no condition, no old image
+            # asked for, no change record): skip reading it. Storing the same item again is
+            # the only difference, and nobody can see it.
+            raw = None
+        else:
+            raw = ctx.staged.get(key)
         old: Item | None = orjson.loads(raw) if raw is not None else None
         outcome = writes.apply(prepared, old)
         if outcome.changed:
@@ -431,6 +451,18 @@ class ItemMachine:
                 ctx.staged.put(ITEMS_CF, key, new)
                 ctx.record(table, change.keys, raw, new, change.version)
         return {"applied": applied, "skipped": skipped}
+
+
+def _blind_put(prepared: writes.PreparedWrite, command: Mapping[str, Any]) -> bool:
+    """A PutItem whose outcome does not depend on the stored item: no condition, ReturnValues
+    NONE, and a table with neither a stream nor global bookkeeping (whose records need the old
+    image and whose version needs the stored one)."""
+    if prepared.operation != "PutItem":
+        return False
+    request = prepared.request
+    return (request.get("ConditionExpression") is None and request.get("Expected") is None
+            and request.get("ReturnValues", "NONE") == "NONE"
+            and not command.get("stream") and command.get("global") is not True)
 
 
 @dataclass(frozen=True, slots=True)

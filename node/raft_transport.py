@@ -3,14 +3,14 @@ per destination node.
 
 `send` only appends to the destination's queue and wakes its sender task, so the driver never
 blocks on the network. The sender drains everything queued into one Batch per write (many groups'
-messages ride one gRPC message), which is where batching and heartbeat coalescing pay off. When a
-peer is down or the stream breaks, what was in flight is dropped (Raft retransmits), the queue is
-kept up to a bound (oldest dropped first), and the sender reconnects with jittered exponential
-backoff. Conversion between the driver's messages and protobuf is the injected `BatchCodec`.
+messages, appends and heartbeats alike, ride one gRPC message as one compact `frame`), which is
+where batching and heartbeat coalescing pay off: while one write is on its way, whatever the
+driver sends meanwhile waits and leaves in the next. When a peer is down or the stream breaks,
+what was in flight is dropped (Raft retransmits), the queue is kept up to a bound (oldest dropped
+first), and the sender reconnects with jittered exponential backoff. The frame's layout is the
+injected `BatchCodec`'s (node/raft_codec.py).
 
-Order: batches arrive in order per node pair; inside a batch the receiver gets Batch.messages
-first, then Batch.heartbeats. Raft tolerates that (a heartbeat's commit never exceeds what the
-follower is known to hold).
+Order: batches arrive in order per node pair, and the messages of a batch in the order sent.
 """
 from __future__ import annotations
 
@@ -32,13 +32,20 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class BatchCodec(Protocol[M]):
-    def encode(self, message: GroupMessage[M]) -> tuple[raft_pb2.GroupMessage, bool]:
-        """The protobuf form, and whether it goes in Batch.heartbeats (then it may leave out
-        what the batch itself says: sender and receiver)."""
+    def add(self, parts: list[bytes], message: GroupMessage[M], from_node: str,
+            to_node: str) -> int:
+        """Append the encoded parts of one message to `parts` (it may leave out what the batch
+        says: sender and receiver); return their size in bytes."""
         ...
 
-    def decode(self, pb: raft_pb2.GroupMessage, from_node: str, to_node: str,
-               heartbeat: bool) -> GroupMessage[M]: ...
+    def frame(self, parts: list[bytes], count: int) -> bytes:
+        """The batch of `count` messages added to `parts`; parts[0] is a placeholder for the
+        codec's header."""
+        ...
+
+    def decode(self, frame: bytes, from_node: str, to_node: str) -> Sequence[GroupMessage[M]]:
+        """The messages of a frame; ValueError if it is malformed."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +58,32 @@ class TransportConfig:
     # What the server accepts in one message (None: max_batch_bytes + 1 MB). A batch may exceed
     # max_batch_bytes by its last message, so with big entries this must allow for one of them.
     max_receive_bytes: int | None = None
+    # Linger: when most of a peer's recent batches held three messages or more (many groups are
+    # busy at once), wait `linger_ms` before draining, so that the next driver turns' messages
+    # (commit notices, more appends, acks) ride the same batch: fewer gRPC messages, fewer
+    # driver turns on the receiver. A few writers (batches of one or two messages, and a
+    # heartbeat round now and then) never wait. 0 turns it off.
+    linger_ms: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
 class PeerStats:
-    batches_sent: int = 0
-    messages_sent: int = 0
+    batches_sent: int = 0  # gRPC stream messages written to the peer
+    messages_sent: int = 0  # Raft messages in them
     messages_dropped: int = 0
     streams_opened: int = 0
     failures: int = 0
+    bytes_sent: int = 0  # frame bytes
+    batches_received: int = 0  # from the peer (on the stream it opened to us)
+    messages_received: int = 0
+    bytes_received: int = 0
+    batches_rejected: int = 0  # undecodable frames dropped
+    batches_lingered: int = 0  # sent after a linger (TransportConfig.linger_ms)
 
 
 @dataclass(slots=True)
 class _Peer(Generic[M]):
+    node_id: str
     address: str
     pending: deque[GroupMessage[M]] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -74,11 +94,20 @@ class _Peer(Generic[M]):
     messages_dropped: int = 0
     streams_opened: int = 0
     failures: int = 0
+    bytes_sent: int = 0
+    batches_received: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    batches_rejected: int = 0
+    batches_lingered: int = 0
+    batch_avg: float = 1.0  # recent messages per batch (see TransportConfig.linger_ms)
 
     @property
     def stats(self) -> PeerStats:
         return PeerStats(self.batches_sent, self.messages_sent, self.messages_dropped,
-                         self.streams_opened, self.failures)
+                         self.streams_opened, self.failures, self.bytes_sent,
+                         self.batches_received, self.messages_received, self.bytes_received,
+                         self.batches_rejected, self.batches_lingered)
 
     def count(self, batches_sent: int = 0, messages_sent: int = 0, messages_dropped: int = 0,
               streams_opened: int = 0, failures: int = 0) -> None:
@@ -103,7 +132,8 @@ class GrpcRaftTransport(Generic[M]):
         self._rng = rng
         self._config = config
         self._sleep = sleep
-        self._peers: dict[str, _Peer[M]] = {n: _Peer(a) for n, a in peers.items() if n != node_id}
+        self._peers: dict[str, _Peer[M]] = {n: _Peer(n, a) for n, a in peers.items()
+                                             if n != node_id}
         self._receiver: Receiver[M] | None = None
         self._server: grpc.aio.Server | None = None
         self._port = 0
@@ -127,7 +157,7 @@ class GrpcRaftTransport(Generic[M]):
             return
         if peer is not None and peer.task is not None:
             peer.task.cancel()
-        self._peers[node_id] = _Peer(address)
+        self._peers[node_id] = _Peer(node_id, address)
         if self._open:
             self._start_sender(node_id)
 
@@ -207,17 +237,26 @@ class GrpcRaftTransport(Generic[M]):
             call.add_done_callback(lambda _: peer.wake.set())
             peer.count(streams_opened=1)
             try:
+                linger_s = self._config.linger_ms / 1000
                 while True:
                     await self._wait_for_work(peer)
+                    if linger_s > 0 and peer.batch_avg >= 2.5:
+                        await asyncio.sleep(linger_s)
+                        peer.batches_lingered += 1
                     if call.done():
                         raise ConnectionError("stream ended")
                     batch, count = self._drain(peer)
+                    # moving average of min(messages, 3) per batch: >= 2.5 when most of the
+                    # recent batches carried three messages or more
+                    peer.batch_avg += (min(count, 3) - peer.batch_avg) * 0.25
                     try:
                         await call.write(batch)
                     except BaseException:
                         peer.count(messages_dropped=count)
                         raise
-                    peer.count(batches_sent=1, messages_sent=count)
+                    peer.batches_sent += 1
+                    peer.messages_sent += count
+                    peer.bytes_sent += len(batch.frame)
             finally:
                 call.cancel()
 
@@ -227,14 +266,17 @@ class GrpcRaftTransport(Generic[M]):
             await peer.wake.wait()
 
     def _drain(self, peer: _Peer[M]) -> tuple[raft_pb2.Batch, int]:
-        batch = raft_pb2.Batch(from_node=self._node_id)
+        """One Batch of what is queued for `peer` (at least one message, then up to
+        max_batch_bytes)."""
+        me, to, add, pending = self._node_id, peer.node_id, self._codec.add, peer.pending
+        limit = self._config.max_batch_bytes
+        parts: list[bytes] = [b""]  # [0]: the codec's header
         size = count = 0
-        while peer.pending and (count == 0 or size < self._config.max_batch_bytes):
-            pb, heartbeat = self._codec.encode(peer.pending.popleft())
-            (batch.heartbeats if heartbeat else batch.messages).append(pb)
-            size += pb.ByteSize()
+        while pending and (count == 0 or size < limit):
+            size += add(parts, pending.popleft(), me, to)
             count += 1
-        return batch, count
+        frame = self._codec.frame(parts, count)
+        return raft_pb2.Batch(from_node=me, frame=frame), count
 
     def _backoff_s(self, failures: int) -> float:
         ceiling_ms = min(self._config.backoff_max_ms, self._config.backoff_min_ms * 2 ** failures)
@@ -257,10 +299,20 @@ class GrpcRaftTransport(Generic[M]):
         receiver = self._receiver
         if receiver is None or not self._open:
             return
-        sender, me, decode = batch.from_node, self._node_id, self._codec.decode
-        messages = [decode(pb, sender, me, False) for pb in batch.messages]
-        messages += [decode(pb, sender, me, True) for pb in batch.heartbeats]
-        receiver(sender, messages)
+        sender, frame = batch.from_node, batch.frame
+        peer = self._peers.get(sender)
+        try:
+            messages = self._codec.decode(frame, sender, self._node_id)
+        except ValueError:
+            if peer is not None:
+                peer.batches_rejected += 1
+            raise
+        if peer is not None:
+            peer.batches_received += 1
+            peer.messages_received += len(messages)
+            peer.bytes_received += len(frame)
+        if messages:
+            receiver(sender, messages)
 
 
 class _Servicer(raft_pb2_grpc.RaftTransportServicer):

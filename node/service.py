@@ -13,6 +13,14 @@ Who serves what:
 * StreamRead: the leader reads a shard (table, group) from its applied state (docs/cluster.md).
 * Digest (admin, for tests): {"applied", "digest", "streams_digest"} of a group on this
   replica (items and versions; change records).
+* Stats (admin, for measurements): counters of this node since it started: "execute" (Storage
+  stream messages and requests in and out), "driver" (RaftDriver.stats()), "raft" (per peer:
+  the Raft transport's gRPC batches and messages sent and received), "leaders" (group -> the
+  leader this replica knows), "logstore" (group commits written, and how many were synced)
+  and "statedb_writes" (the state machines' RocksDB writes).
+* TransferLeader (admin, for measurements and tests): {"to": node} asks this replica, the
+  leader of `partition` (or "meta"), to hand the group to `to`; answers once the request is
+  with Raft (the handover shows in Stats' "leaders").
 
 Every item command is stamped with `now_ms` from the node's clock (wall clock plus the chaos
 clock-skew offset) when the leader proposes it, so all replicas apply the same times.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -47,7 +56,7 @@ from dynalab.layout import KeyRange
 from dynalab.topology import NodeSpec
 from dynalab.values import item_size
 from node import streams
-from node.items import encode_command, table_id
+from node.items import encode_command_raw, table_id
 from node.machine import NodeMachine
 from dynalab.ring import META_GROUP
 from node.meta import META_WRITES, stamp_command
@@ -102,6 +111,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         self._groups = groups  # the groups this node hosts (fixed while it runs)
         self._config = config
         self._clock = clock
+        # Storage stream traffic (the Stats admin operation): gRPC messages and requests.
+        self._batches_in = self._requests_in = self._batches_out = self._responses_out = 0
 
     # -- gRPC
 
@@ -129,6 +140,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
                         break
                     batch.responses.append(more)
                 await context.write(batch)
+                self._batches_out += 1
+                self._responses_out += len(batch.responses)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
             log.debug("Execute stream closed while answering: %r", exc)  # the router went away
         finally:
@@ -141,6 +154,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
                              tasks: set[asyncio.Task[None]]) -> None:
         try:
             async for batch in request_iterator:
+                self._batches_in += 1
+                self._requests_in += len(batch.requests)
                 for request in batch.requests:
                     # Eventually consistent reads never wait: answer them here, without a task
                     # (a task per request was a visible share of a read's cost, performance.md).
@@ -202,7 +217,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         if len(request.body) > _MAX_COMMAND_BYTES:
             raise ValidationException(f"the request is larger than {_MAX_COMMAND_BYTES} bytes")
         self._check_command(group, request.operation, body)
-        return await self._propose(group, encode_command(request.operation, body, self._clock()))
+        command = encode_command_raw(request.operation, request.body, body, self._clock())
+        return await self._propose(group, command)
 
     def _check_command(self, group: str, op: str, body: dict[str, Any]) -> None:
         """Refuse what apply would refuse for its shape alone, before it costs a log entry."""
@@ -325,6 +341,40 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         items = self._machine.items
         return orjson.dumps({"applied": items.applied(group), "digest": items.digest(group),
                              "streams_digest": items.streams_digest(group)})
+
+    async def _stats(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        driver = self._driver.stats()
+        # The transport and log engine are the driver's (server.py builds them); reached
+        # through it only for this admin answer.
+        transport = getattr(self._driver, "_transport", None)
+        raft = transport.stats() if hasattr(transport, "stats") else {}
+        return orjson.dumps({
+            "node": self._node.id,
+            "execute": {"batches_in": self._batches_in, "requests_in": self._requests_in,
+                        "batches_out": self._batches_out, "responses_out": self._responses_out},
+            "driver": {**{f.name: getattr(driver, f.name) for f in dataclasses.fields(driver)
+                          if f.name != "batches_sent"},
+                       "batches_sent": dict(driver.batches_sent)},
+            "raft": {peer: dataclasses.asdict(stats) for peer, stats in raft.items()},
+            "leaders": {group: self._driver.leader(group) for group in sorted(self._groups)},
+            "logstore": dict(getattr(getattr(self._driver, "_engine", None), "stats", {})),
+            "statedb_writes": getattr(getattr(self._machine.items, "_db", None), "writes", 0),
+        })
+
+    async def _transfer_leader(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
+        group = request.partition
+        if group not in self._groups:
+            raise _Redirect("")
+        to = body.get("to")
+        if not isinstance(to, str) or not to:
+            raise ValidationException("TransferLeader needs the node to hand the group to")
+        self._require_leader(group)
+        if to != self._node.id:
+            try:
+                await self._driver.transfer_leadership(group, to)
+            except ValueError as exc:
+                raise ValidationException(str(exc)) from None
+        return b"{}"
 
     async def _linearizable(self, group: str) -> None:
         """Return once this replica's applied state may answer a linearizable read."""
@@ -462,4 +512,6 @@ _HANDLERS: dict[str, Handler] = {
     "Range": StorageService._range,
     "Meta": StorageService._meta,
     "Digest": StorageService._digest,
+    "Stats": StorageService._stats,
+    "TransferLeader": StorageService._transfer_leader,
 }

@@ -54,15 +54,24 @@ class StateDB:
         self.streams_h = db.get_column_family_handle(STREAMS_CF)
         self._nosync = WriteOptions()
         self._nosync.sync = False
+        # Applied indexes are read on every apply call: kept in memory once read or written.
+        # A staged index enters the cache only when its batch is written (`write`).
+        self._applied_cache: dict[str, int] = {}
+        self._applied_staged: list[tuple[WriteBatch, str, int]] = []
+        self.writes = 0  # RocksDB writes of the state machines (for measurements)
 
     # -- applied index
 
     def applied(self, group: str) -> int:
-        raw = self._applied.get(group.encode())
-        return 0 if raw is None else _U64.unpack(raw)[0]
+        index = self._applied_cache.get(group)
+        if index is None:
+            raw = self._applied.get(group.encode())
+            index = self._applied_cache[group] = 0 if raw is None else _U64.unpack(raw)[0]
+        return index
 
     def stage_applied(self, wb: WriteBatch, group: str, index: int) -> None:
         wb.put(group.encode(), _U64.pack(index), self.applied_h)
+        self._applied_staged.append((wb, group, index))
 
     # -- items
 
@@ -124,8 +133,15 @@ class StateDB:
         return WriteBatch(raw_mode=True)
 
     def write(self, wb: WriteBatch) -> None:
+        staged, self._applied_staged = self._applied_staged, []
         if not wb.is_empty():
             self._db.write(wb, self._nosync)
+            self.writes += 1
+        # Batches are staged and written in one go on the event loop, so what another batch
+        # staged was never written (its apply failed): it must not reach the cache.
+        for batch, group, index in staged:
+            if batch is wb:
+                self._applied_cache[group] = index
 
     def delete_ranges(self, wb: WriteBatch, ranges: Sequence[KeyRange]) -> None:
         """Delete the items of `ranges` and their versions (a global table's bookkeeping)."""

@@ -12,7 +12,7 @@ from dynalab.errors import (ConditionalCheckFailedException, ResourceInUseExcept
                             ResourceNotFoundException, ValidationException)
 from dynalab.ring import Partition
 from dynalab.values import Item, KeySchema
-from node.items import ItemMachine, encode_command
+from node.items import ItemMachine, encode_command, encode_command_raw
 from node.meta import META_GROUP, MetaMachine, stamp_command
 from node.statedb import StateDB
 from tests.statedb_fixture import db  # noqa: F401  (fixture)
@@ -114,6 +114,63 @@ def test_snapshot_and_restore_replace_exactly_the_groups_ranges(db: StateDB) -> 
     # An older snapshot (add_group after a restart, state already past it) changes nothing.
     machine.restore("low", Snapshot(SnapshotMeta(index=7, term=1), b"DLI1" + bytes(8)))
     assert machine.digest("low") == low_digest
+
+
+def test_puts_that_need_no_stored_item_give_the_same_answers_without_reading_it(
+        db: StateDB) -> None:
+    # A plain PutItem (no condition, ReturnValues NONE, no stream) skips reading the stored item;
+    # every other write still reads it. Both kinds must answer exactly as writes.apply says.
+    machine = ItemMachine(db, PARTS)
+    a, b = keys_for("low", 2)
+    reads: list[bytes] = []
+    real_get = db.get_item
+
+    def counting_get(key: bytes) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+    db.get_item = counting_get  # type: ignore[method-assign]
+    bodies = [put(a), put(a), put(a, ReturnValues="ALL_OLD"),
+              put(a, ConditionExpression="attribute_exists(pk)"),
+              put(b, ConditionExpression="attribute_exists(pk)"), put(b),
+              {**put(b), "stream": "NEW_AND_OLD_IMAGES"}]
+    results = [machine.apply("low", [entry(i + 2, "Write", body)])[0]  # one by one: no view
+               for i, body in enumerate(bodies)]
+    assert results[:3] == [{}, {}, {"Attributes": {"pk": {"S": a}, "v": {"S": a}}}]
+    assert results[3] == {} and isinstance(results[4], ConditionalCheckFailedException)
+    assert results[5:] == [{}, {}]
+    # only the ALL_OLD put, the two conditional puts and the stream put read the stored item
+    assert len(reads) == 4
+    del db.get_item
+    assert stored(db, a) == {"pk": {"S": a}, "v": {"S": a}}
+    assert stored(db, b) == {"pk": {"S": b}, "v": {"S": b}}
+
+
+def test_a_command_spliced_from_the_raw_body_decodes_like_encode_command() -> None:
+    for raw in [orjson.dumps(put("x")), b' { "table" : "00000000000000aa" , "a": [1] }\n',
+                b'{"op":"Nope","now_ms":3,"table":"t"}', b"{}", b"{ }"]:
+        body = orjson.loads(raw)
+        spliced = encode_command_raw("Write", raw, body, 77)
+        assert orjson.loads(spliced) == orjson.loads(encode_command("Write", body, 77))
+
+
+def test_put_items_share_one_compiled_request() -> None:
+    writes._compile_cached.cache_clear()
+    for pk in ("a", "b", "c"):
+        prepared = writes.prepare("PutItem", {"Item": {"pk": {"S": pk}, "v": {"N": "1"}}}, SCHEMA)
+        writes.apply(prepared, None)
+    assert writes._compile_cached.cache_info().misses == 1
+
+
+def test_the_applied_index_cache_follows_only_written_batches(db: StateDB) -> None:
+    assert db.applied("g") == 0
+    lost = db.batch()
+    db.stage_applied(lost, "g", 5)  # staged, never written (its apply failed)
+    kept = db.batch()
+    db.stage_applied(kept, "g", 3)
+    db.write(kept)
+    assert db.applied("g") == 3
+    db.write(db.batch())
+    assert db.applied("g") == 3
 
 
 def meta_entry(index: int, body: dict[str, Any]) -> Entry:

@@ -241,6 +241,39 @@ def test_replicas_agree_on_every_group(cluster: NodeCluster) -> None:
     run(cluster, scenario)
 
 
+def test_stats_count_the_traffic_and_transfer_leader_moves_a_group(cluster: NodeCluster) -> None:
+    async def scenario(client: StorageClient) -> None:
+        table = await create_table(client, "admin")
+        it = item("stats", 1, v="x")
+        group = cluster.partition_of(it, SCHEMA).id
+        leader, reply = await client.call_leader(group, "Write", put_body(table, it))
+        assert reply.ok
+        stats = (await client.call(leader, "Stats", "", {})).json()
+        assert stats["node"] == leader and stats["leaders"][group] == leader
+        assert stats["execute"]["requests_in"] >= 1 and stats["driver"]["entries_applied"] >= 1
+        assert stats["logstore"]["synced"] >= 1
+        for peer in followers(cluster, leader):
+            assert stats["raft"][peer]["batches_sent"] >= 1
+            assert stats["raft"][peer]["messages_received"] >= 1
+
+        target = followers(cluster, leader)[0]
+        reply = await client.call(target, "TransferLeader", group, {"to": leader})
+        assert reply.error_type == "NotLeader"  # only the leader hands a group over
+        reply = await client.call(leader, "TransferLeader", group, {"to": "nobody"})
+        assert reply.error_type == "ValidationException"
+        reply = await client.call(leader, "TransferLeader", group, {"to": target})
+        assert reply.ok, reply
+
+        async def moved() -> bool:
+            got = await client.call(target, "Stats", "", {})
+            return got.ok and got.json()["leaders"][group] == target
+        await wait_until(moved, 15, f"{target} to lead {group}")
+        client.leaders.pop(group, None)
+        now, reply = await client.call_leader(group, "Write", put_body(table, it))
+        assert reply.ok and now == target
+    run(cluster, scenario)
+
+
 def test_sigterm_stops_cleanly_and_data_outlives_the_processes(cluster: NodeCluster,
                                                                tmp_path: Path) -> None:
     async def write(client: StorageClient) -> None:

@@ -276,3 +276,31 @@ def test_store_is_one_object_per_group(engine_factory: Callable[[], RocksLogEngi
     assert engine.store("g") is engine.store("g")
     engine.store("g").persist(None, ents(1, 2, 1))
     assert engine.store("g").last_index() == 1
+
+
+def test_only_what_raft_needs_durable_is_synced(
+        engine_factory: Callable[[], RocksLogEngine]) -> None:
+    # etcd's MustSync: entries, a snapshot, a new term or vote need the fsync; a commit index
+    # alone does not (a replica that loses it learns it again from the leader).
+    engine = engine_factory()
+    synced = lambda: engine.stats["synced"]  # noqa: E731
+    engine.persist_many([GroupWrite("g", HardState(term=1, vote="a"), ents(1, 3, 1))])
+    assert synced() == 1
+    engine.persist_many([GroupWrite("g", HardState(term=1, vote="a", commit=2))])
+    assert synced() == 1 and engine.stats["writes"] == 2
+    engine.persist_many([GroupWrite("g", HardState(term=1, vote="a", commit=2))])  # unchanged
+    assert engine.stats["writes"] == 2  # nothing to write at all
+    engine.persist_many([GroupWrite("g", HardState(term=2, vote=None, commit=2)),
+                         GroupWrite("h", HardState(commit=0), [])])
+    assert synced() == 2  # a new term
+    engine.persist_many([GroupWrite("g", HardState(term=2, vote="b", commit=2))])
+    assert synced() == 3  # a new vote
+    engine.persist_many([GroupWrite("g", None, [], snap(2, 1))])
+    assert synced() == 4  # a snapshot
+    engine.persist_many([GroupWrite("g", HardState(term=2, vote="b", commit=3), ents(3, 4, 2)),
+                         GroupWrite("h", HardState(commit=0))])
+    assert synced() == 5  # entries
+    # whatever was synced or not, a reopened engine (kill -9 keeps the OS's copy) has all of it
+    engine = engine_factory()
+    assert engine.store("g").hard_state() == HardState(term=2, vote="b", commit=3)
+    assert engine.store("g").last_index() == 3

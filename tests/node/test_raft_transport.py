@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 import time
 from typing import Callable, Coroutine, Sequence, TypeVar
 
+import grpc
+
 from node.raft_transport import GrpcRaftTransport, TransportConfig
-from proto import raft_pb2
+from proto import raft_pb2, raft_pb2_grpc
 from replication.transport import GroupMessage
 
 T = TypeVar("T")
@@ -15,17 +18,34 @@ TEST_TIMEOUT_S = 20.0
 
 
 class BytesCodec:
-    """Messages are bytes; those starting with b"hb" ride in Batch.heartbeats."""
+    """Messages are bytes; a frame is each (group, payload) as two length-prefixed fields. The
+    receiver learns the sender and itself from the batch, as node/raft_codec.py does."""
 
-    def encode(self, message: GroupMessage[bytes]) -> tuple[raft_pb2.GroupMessage, bool]:
-        pb = raft_pb2.GroupMessage(group=message.group,
-                                   message=raft_pb2.Message(context=message.message))
-        return pb, message.message.startswith(b"hb")
+    def add(self, parts: list[bytes], message: GroupMessage[bytes], from_node: str,
+            to_node: str) -> int:
+        group = message.group.encode()
+        part = (struct.pack(">H", len(group)) + group
+                + struct.pack(">I", len(message.message)) + message.message)
+        parts.append(part)
+        return len(part)
 
-    def decode(self, pb: raft_pb2.GroupMessage, from_node: str, to_node: str,
-               heartbeat: bool) -> GroupMessage[bytes]:
-        assert heartbeat == pb.message.context.startswith(b"hb")
-        return GroupMessage(pb.group, pb.message.context)
+    def frame(self, parts: list[bytes], count: int) -> bytes:
+        parts[0] = struct.pack(">I", count)
+        return b"".join(parts)
+
+    def decode(self, frame: bytes, from_node: str, to_node: str) -> list[GroupMessage[bytes]]:
+        if not frame.startswith(b"\x00"):  # any count below 2**24; garbage is refused
+            raise ValueError("not a test frame")
+        (count,) = struct.unpack_from(">I", frame)
+        pos, out = 4, []
+        for _ in range(count):
+            (size,) = struct.unpack_from(">H", frame, pos)
+            group = frame[pos + 2:pos + 2 + size].decode()
+            pos += 2 + size
+            (size,) = struct.unpack_from(">I", frame, pos)
+            out.append(GroupMessage(group, frame[pos + 4:pos + 4 + size]))
+            pos += 4 + size
+        return out
 
 
 class Inbox:
@@ -91,6 +111,10 @@ def test_batches_flow_both_ways_in_order() -> None:
             assert inbox_a.payloads() == [b"r%d" % i for i in range(50)]
             assert {frm for frm, _ in inbox_b.batches} == {"a"}
             assert a.stats()["b"].messages_sent == 100
+            # what one side sent, the other counted as received
+            await wait_until(lambda: b.stats()["a"].messages_received == 100)
+            assert b.stats()["a"].batches_received == a.stats()["b"].batches_sent
+            assert b.stats()["a"].bytes_received == a.stats()["b"].bytes_sent > 0
         finally:
             await a.close()
             await b.close()
@@ -179,4 +203,25 @@ def test_unknown_destination_is_ignored() -> None:
             assert a.stats() == {}
         finally:
             await a.close()
+    run(scenario)
+
+
+def test_an_undecodable_frame_is_dropped_and_the_stream_goes_on() -> None:
+    async def scenario() -> None:
+        a, b, _, inbox_b = await pair()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as channel:
+                call = raft_pb2_grpc.RaftTransportStub(channel).Stream()
+                await call.write(raft_pb2.Batch(from_node="a", frame=b"\xffgarbage"))
+                good = BytesCodec()
+                parts = [b""]
+                good.add(parts, GroupMessage("p0", b"fine"), "a", "b")
+                await call.write(raft_pb2.Batch(from_node="a", frame=good.frame(parts, 1)))
+                await wait_until(lambda: inbox_b.payloads() == [b"fine"])
+                assert b.stats()["a"].batches_rejected == 1
+                assert b.stats()["a"].batches_received == 1
+                call.cancel()
+        finally:
+            await a.close()
+            await b.close()
     run(scenario)
