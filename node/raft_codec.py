@@ -167,13 +167,19 @@ def _names(buf: bytes, pos: int, names: dict[bytes, str], what: str) -> tuple[tu
     pos += 2
     out = []
     for _ in range(count):
-        (size,) = _U16.unpack_from(buf, pos)
-        raw = buf[pos + 2:pos + 2 + size]
-        pos += 2 + size
-        if pos > len(buf):
-            raise CodecError(f"truncated raft frame: {what}")
-        out.append(names.get(raw) or _name(raw, names, what))
+        name, pos = _name_at(buf, pos, names, what)
+        out.append(name)
     return tuple(out), pos
+
+
+def _name_at(buf: bytes, pos: int, names: dict[bytes, str], what: str) -> tuple[str, int]:
+    """One length-prefixed name (interned through `names`) and the position after it."""
+    (size,) = _U16.unpack_from(buf, pos)
+    raw = buf[pos + 2:pos + 2 + size]
+    pos += 2 + size
+    if pos > len(buf):
+        raise CodecError(f"truncated raft frame: {what}")
+    return names.get(raw) or _name(raw, names, what), pos
 
 
 def _decode(buf: bytes, from_node: str, to_node: str,
@@ -260,15 +266,9 @@ def _decode(buf: bytes, from_node: str, to_node: str,
 
 
 def _ids(buf: bytes, pos: int, names: dict[bytes, str]) -> tuple[tuple[str, str], int]:
-    got = []
-    for what in ("from", "to"):
-        (size,) = _U16.unpack_from(buf, pos)
-        raw = buf[pos + 2:pos + 2 + size]
-        pos += 2 + size
-        if pos > len(buf):
-            raise CodecError(f"truncated raft frame: {what}")
-        got.append(names.get(raw) or _name(raw, names, what))
-    return (got[0], got[1]), pos
+    sender, pos = _name_at(buf, pos, names, "from")
+    receiver, pos = _name_at(buf, pos, names, "to")
+    return (sender, receiver), pos
 
 
 def decode_frame(frame: bytes, from_node: str, to_node: str,

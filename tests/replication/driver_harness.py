@@ -1,12 +1,17 @@
-"""Shared pieces for driver tests: a key-value state machine, a bounded runner, waiting helpers."""
+"""Shared pieces for driver tests: a key-value state machine, three drivers on a loopback
+network, a bounded runner, waiting helpers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import time
 from collections import defaultdict
-from typing import Callable, Coroutine, Sequence, TypeVar
+from typing import AsyncIterator, Callable, Coroutine, Sequence, TypeVar
 
-from replication.driver import RaftDriver
+from replication.driver import DriverConfig, MemoryLogEngine, RaftDriver
+from replication.raft.messages import Message
+from replication.transport import LoopbackNetwork
 from replication.types import Entry, Snapshot
 
 T = TypeVar("T")
@@ -70,3 +75,43 @@ async def wait_for_leaders(drivers: Sequence[RaftDriver], groups: Sequence[str],
 
 def by_id(drivers: Sequence[RaftDriver]) -> dict[str, RaftDriver]:
     return {d.node_id: d for d in drivers}
+
+
+NODES = ("n1", "n2", "n3")
+
+
+class LoopbackCluster:
+    """Three RaftDrivers in one event loop over the loopback transport, every group on all
+    three nodes, each driver with its own in-memory log engine and KvMachine."""
+
+    def __init__(self, groups: Sequence[str], seed: int, config: DriverConfig) -> None:
+        self.net: LoopbackNetwork[Message] = LoopbackNetwork()
+        self.machines = {n: KvMachine() for n in NODES}
+        self.engines = {n: MemoryLogEngine() for n in NODES}
+        self.config = config
+        rng = random.Random(seed)
+        self.drivers = [RaftDriver(n, self.net.transport(n), self.engines[n], self.machines[n],
+                                   random.Random(rng.getrandbits(64)), config) for n in NODES]
+        for d in self.drivers:
+            for g in groups:
+                d.add_group(g, NODES)
+        self.groups = list(groups)
+
+    @property
+    def by_id(self) -> dict[str, RaftDriver]:
+        return by_id(self.drivers)
+
+
+C = TypeVar("C", bound=LoopbackCluster)
+
+
+@contextlib.asynccontextmanager
+async def started(c: C) -> AsyncIterator[C]:
+    """`c` with its drivers started, closed on the way out."""
+    for d in c.drivers:
+        await d.start()
+    try:
+        yield c
+    finally:
+        for d in c.drivers:
+            await d.close()

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from typing import AsyncIterator, Sequence
+from typing import AsyncContextManager, Sequence
 
 import pytest
 
@@ -13,48 +12,24 @@ from replication.raft import RaftConfig
 from replication.raft.messages import Message
 from replication.transport import LoopbackNetwork
 from tests.replication.driver_harness import (
+    NODES,
     KvMachine,
-    by_id,
+    LoopbackCluster,
     run,
+    started,
     wait_for_leaders,
     wait_until,
 )
 
-NODES = ("n1", "n2", "n3")
 TICK_MS = 10
 RAFT = RaftConfig(election_ticks=10, heartbeat_ticks=2)
 
 
-class Cluster:
-    def __init__(self, groups: Sequence[str], seed: int, compact_after_entries: int = 10_000):
-        self.net: LoopbackNetwork[Message] = LoopbackNetwork()
-        self.machines = {n: KvMachine() for n in NODES}
-        self.engines = {n: MemoryLogEngine() for n in NODES}
-        config = DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT,
-                              compact_after_entries=compact_after_entries)
-        rng = random.Random(seed)
-        self.drivers = [RaftDriver(n, self.net.transport(n), self.engines[n], self.machines[n],
-                                   random.Random(rng.getrandbits(64)), config) for n in NODES]
-        for d in self.drivers:
-            for g in groups:
-                d.add_group(g, NODES)
-        self.groups = list(groups)
-
-    @property
-    def by_id(self) -> dict[str, RaftDriver]:
-        return by_id(self.drivers)
-
-
-@contextlib.asynccontextmanager
-async def cluster(groups: Sequence[str], seed: int, **kw: int) -> AsyncIterator[Cluster]:
-    c = Cluster(groups, seed, **kw)
-    for d in c.drivers:
-        await d.start()
-    try:
-        yield c
-    finally:
-        for d in c.drivers:
-            await d.close()
+def cluster(groups: Sequence[str], seed: int,
+            compact_after_entries: int = 10_000) -> AsyncContextManager[LoopbackCluster]:
+    config = DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT,
+                          compact_after_entries=compact_after_entries)
+    return started(LoopbackCluster(groups, seed, config))
 
 
 def test_groups_elect_leaders_and_commit_on_every_replica() -> None:

@@ -4,48 +4,32 @@ Three RaftDrivers in one event loop over the loopback transport; counts are per 
 drivers' own clocks, never per wall-clock second."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-from typing import AsyncIterator, Sequence
+from typing import AsyncContextManager, Sequence
 
 import pytest
 
-from replication.driver import LIVENESS_GROUP, DriverConfig, MemoryLogEngine, RaftDriver
+from replication.driver import LIVENESS_GROUP, DriverConfig, RaftDriver
 from replication.raft import MessageType, PeerLiveness, RaftConfig
 from replication.raft.messages import Message
-from replication.transport import GroupMessage, LoopbackNetwork
+from replication.transport import GroupMessage
 from tests.replication.driver_harness import (
-    KvMachine,
+    NODES,
+    LoopbackCluster,
     agreed_leader,
-    by_id,
     run,
+    started,
     wait_for_leaders,
     wait_until,
 )
 
-NODES = ("n1", "n2", "n3")
 TICK_MS = 10
 RAFT = RaftConfig(election_ticks=10, heartbeat_ticks=2, quiesce_after_ticks=3)
 PING_TICKS = PeerLiveness.for_raft(RAFT).ping_ticks
 
 
-class Cluster:
-    def __init__(self, groups: Sequence[str], seed: int) -> None:
-        self.net: LoopbackNetwork[Message] = LoopbackNetwork()
-        self.machines = {n: KvMachine() for n in NODES}
-        self.config = DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT)
-        self.engines = {n: MemoryLogEngine() for n in NODES}
-        rng = random.Random(seed)
-        self.drivers = [RaftDriver(n, self.net.transport(n), self.engines[n], self.machines[n],
-                                   random.Random(rng.getrandbits(64)), self.config)
-                        for n in NODES]
-        for d in self.drivers:
-            for g in groups:
-                d.add_group(g, NODES)
-        self.groups = list(groups)
-        self.by_id = by_id(self.drivers)
-
+class Cluster(LoopbackCluster):
     def all_parked(self, drivers: Sequence[RaftDriver] | None = None) -> bool:
         return all(d.stats().quiesced_groups == len(self.groups)
                    for d in drivers or self.drivers)
@@ -56,16 +40,8 @@ class Cluster:
         return leaders
 
 
-@contextlib.asynccontextmanager
-async def cluster(groups: Sequence[str], seed: int) -> AsyncIterator[Cluster]:
-    c = Cluster(groups, seed)
-    for d in c.drivers:
-        await d.start()
-    try:
-        yield c
-    finally:
-        for d in c.drivers:
-            await d.close()
+def cluster(groups: Sequence[str], seed: int) -> AsyncContextManager[Cluster]:
+    return started(Cluster(groups, seed, DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT)))
 
 
 async def wait_ticks(driver: RaftDriver, ticks: int, timeout_s: float = 20) -> int:
@@ -179,8 +155,7 @@ def test_a_restarted_leader_node_is_noticed_by_its_first_ping(
                              random.Random(99), c.config)
             for g in groups:
                 new.add_group(g, NODES)
-            c.drivers[c.drivers.index(old)] = new
-            c.by_id[node] = new
+            c.drivers[c.drivers.index(old)] = new  # by_id follows
             await new.start()
             await wait_until(lambda: all(agreed_leader(c.drivers, g) for g in groups), 20,
                              "every group led again")
