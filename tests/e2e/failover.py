@@ -52,21 +52,21 @@ def leader_of(cluster: Cluster, table: str, pk: str) -> tuple[str, str]:
     return asyncio.run(ask())
 
 
-def digests(cluster: Cluster) -> dict[str, dict[str, tuple[int, str]]]:
-    """group -> node -> (applied index, digest of the group's items) over every replica."""
+def digests(cluster: Cluster) -> dict[str, dict[str, dict[str, Any]]]:
+    """group -> node -> the node's `Digest` answer for the group (applied index, digest of the
+    group's items, digest of its change records) over every replica that answered."""
     topo = cluster.topology
     pmap = PartitionMap.build(RingSnapshot.for_region(topo, "us-east-1"), topo)
 
-    async def ask() -> dict[str, dict[str, tuple[int, str]]]:
+    async def ask() -> dict[str, dict[str, dict[str, Any]]]:
         client = StorageClient(node_addresses(topo))
-        out: dict[str, dict[str, tuple[int, str]]] = {}
+        out: dict[str, dict[str, dict[str, Any]]] = {}
         try:
             for part in pmap.partitions:
                 for node in part.replicas:
                     reply = await client.call(node, "Digest", part.id, {"group": part.id})
                     if reply.ok:
-                        body = reply.json()
-                        out.setdefault(part.id, {})[node] = (body["applied"], body["digest"])
+                        out.setdefault(part.id, {})[node] = reply.json()
         finally:
             await client.close()
         return out
@@ -75,7 +75,8 @@ def digests(cluster: Cluster) -> dict[str, dict[str, tuple[int, str]]]:
 
 def replicas_identical(cluster: Cluster) -> bool:
     groups = digests(cluster)
-    return bool(groups) and all(len(by_node) == 3 and len({d for _, d in by_node.values()}) == 1
+    return bool(groups) and all(len(by_node) == 3
+                                and len({body["digest"] for body in by_node.values()}) == 1
                                 for by_node in groups.values())
 
 

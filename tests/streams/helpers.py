@@ -2,14 +2,12 @@
 their shards' digests (admin `Digest`)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
-from dynalab.ring import PartitionMap, RingSnapshot
-from tests.cluster_node.harness import StorageClient
 from tests.e2e.cluster import Cluster, wait_active
+from tests.e2e.failover import digests
 
 MAX_CALLS = 2000  # GetRecords calls one shard read may make (bounds every loop)
 
@@ -75,32 +73,10 @@ def key_of(record: dict[str, Any]) -> str:
     return json.dumps(record["dynamodb"]["Keys"], sort_keys=True)
 
 
-def shard_digests(cluster: Cluster, table: str) -> dict[str, dict[str, tuple[int, str, str]]]:
-    """partition -> node -> (applied, items digest, change records digest)."""
-    topology = cluster.topology
-    pmap = PartitionMap.build(RingSnapshot.for_region(topology, "us-east-1"), topology)
-    addresses = {n.id: f"{n.host}:{n.grpc_port}" for n in topology.region("us-east-1").nodes}
-
-    async def ask() -> dict[str, dict[str, tuple[int, str, str]]]:
-        client = StorageClient(addresses)
-        out: dict[str, dict[str, tuple[int, str, str]]] = {}
-        try:
-            for part in pmap.partitions:
-                for node in part.replicas:
-                    reply = await client.call(node, "Digest", part.id, {"group": part.id})
-                    if reply.ok:
-                        body = reply.json()
-                        out.setdefault(part.id, {})[node] = (
-                            body["applied"], body["digest"], body["streams_digest"])
-        finally:
-            await client.close()
-        return out
-    return asyncio.run(ask())
-
-
 def shards_identical(cluster: Cluster, table: str) -> bool:
     """Every partition's three replicas hold the same items and the same change records."""
-    groups = shard_digests(cluster, table)
+    groups = digests(cluster)
     return bool(groups) and all(
-        len(by_node) == 3 and len({(d, s) for _, d, s in by_node.values()}) == 1
+        len(by_node) == 3
+        and len({(body["digest"], body["streams_digest"]) for body in by_node.values()}) == 1
         for by_node in groups.values())
