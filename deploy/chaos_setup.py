@@ -28,7 +28,7 @@ from typing import Any
 from dynalab.links import LinkPlan, baseline_toxics, plan_links, proxy_names, save_plan
 from dynalab.topology import TOXIPROXY_ID, ChaosSpec, Topology
 
-from deploy.files import atomic_write_text
+from dynalab.files import atomic_write_text
 from deploy.ports import assign_ports
 from deploy.supervisor import ProcessSpec, TcpCheck
 
@@ -56,7 +56,8 @@ def prepare_links(topology: Topology, data_dir: Path) -> LinkPlan | None:
     save_plan(data_dir, plan)
     config = [{"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
               for p in plan.proxies]
-    atomic_write_text(data_dir / TOXIPROXY_CONFIG, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(data_dir / TOXIPROXY_CONFIG, json.dumps(config, indent=2) + "\n",
+                      durable=True)
     return plan
 
 

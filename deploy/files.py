@@ -1,29 +1,17 @@
-"""Small file helpers for the data dir: atomic writes and an inter-process lock."""
+"""The data dir's inter-process lock (atomic writes: dynalab.files.atomic_write_text)."""
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import time
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["LockTimeout", "atomic_write_text", "file_lock"]
+__all__ = ["LockTimeout", "file_lock"]
 
 
 class LockTimeout(RuntimeError):
     """Another dynalab command holds the data dir's lock for too long."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write-then-rename: a reader (another CLI, a crash) sees the old file or the new one,
-    never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

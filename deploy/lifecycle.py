@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from dynalab.topology import TOXIPROXY_ID, Topology
 
-from deploy.files import atomic_write_text
+from dynalab.files import atomic_write_text
 from deploy.ports import resolve_ports
 from deploy.supervisor import (
     ProcessRecord, ProcessSpec, ProcessStatus, Supervisor, stop_on_signals,
@@ -66,12 +66,12 @@ def prepare(data_dir: Path, config: Path | None = None) -> Topology:
     kept = data_dir / TOPOLOGY_FILE
     if config is not None:
         topology = load_topology(config)
-        atomic_write_text(kept, Path(config).read_text(encoding="utf-8"))
+        atomic_write_text(kept, Path(config).read_text(encoding="utf-8"), durable=True)
     elif kept.exists():
         topology = load_topology(kept)
     else:
         topology = load_topology(DEFAULT_TOPOLOGY)
-        atomic_write_text(kept, DEFAULT_TOPOLOGY.read_text(encoding="utf-8"))
+        atomic_write_text(kept, DEFAULT_TOPOLOGY.read_text(encoding="utf-8"), durable=True)
     return resolve_ports(topology, data_dir)
 
 
@@ -166,7 +166,8 @@ def cluster_info(data_dir: Path, topology: Topology,
 def write_cluster_json(data_dir: Path, topology: Topology,
                        records: Mapping[str, ProcessRecord]) -> dict[str, Any]:
     info = cluster_info(data_dir, topology, records)
-    atomic_write_text(Path(data_dir) / CLUSTER_FILE, json.dumps(info, indent=2) + "\n")
+    atomic_write_text(Path(data_dir) / CLUSTER_FILE, json.dumps(info, indent=2) + "\n",
+                      durable=True)
     return info
 
 
@@ -181,7 +182,7 @@ def _refresh_cluster_json(data_dir: Path) -> None:
         for entry in (*region["routers"], *region["nodes"], region["replicator"]):
             entry["pid"] = live.get(entry["id"])
     info["toxiproxy"]["pid"] = live.get(TOXIPROXY_ID)
-    atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(info, indent=2) + "\n", durable=True)
 
 
 # -- the other commands --------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Collection, Mapping, Sequence
 
 from dynalab.topology import DEFAULT_HOST, Topology
 
-from deploy.files import atomic_write_text, file_lock
+from deploy.files import file_lock
+from dynalab.files import atomic_write_text
 
 __all__ = ["PORT_RANGE", "PortInUseError", "assign_ports", "port_is_free", "resolve_ports"]
 
@@ -80,7 +81,7 @@ def assign_ports(data_dir: Path, names: Sequence[str], hosts: Mapping[str, str] 
         for name in sorted(set(names) - kept.keys()):
             kept[name] = _first_free(offset, taken, hosts.get(name, DEFAULT_HOST))
             taken.add(kept[name])
-        atomic_write_text(path, json.dumps(kept, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(kept, indent=2, sort_keys=True) + "\n", durable=True)
     return {name: kept[name] for name in names}
 
 

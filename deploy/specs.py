@@ -12,7 +12,7 @@ from pathlib import Path
 from dynalab.topology import Topology, topology_to_dict
 
 from deploy.chaos_setup import chaos_specs
-from deploy.files import atomic_write_text
+from dynalab.files import atomic_write_text
 from deploy.supervisor import ProcessSpec, TcpCheck
 
 __all__ = ["TOPOLOGY_JSON", "build_specs", "write_topology_json"]
@@ -22,7 +22,7 @@ TOPOLOGY_JSON = "topology.json"
 
 def write_topology_json(topology: Topology, data_dir: Path) -> Path:
     path = Path(data_dir) / TOPOLOGY_JSON
-    atomic_write_text(path, json.dumps(topology_to_dict(topology), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(topology_to_dict(topology), indent=2) + "\n", durable=True)
     return path
 
 

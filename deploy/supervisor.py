@@ -29,7 +29,8 @@ from pathlib import Path
 from contextlib import AbstractContextManager, contextmanager
 from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
-from deploy.files import atomic_write_text, file_lock
+from deploy.files import file_lock
+from dynalab.files import atomic_write_text
 
 __all__ = [
     "ClusterRunningError", "HealthCheck", "ProcessRecord", "ProcessSpec", "ProcessStatus",
@@ -267,7 +268,7 @@ class Supervisor:
         doc = {"version": STATE_VERSION, "data_dir": str(self.data_dir.resolve()),
                "supervisor_pid": os.getpid(), "updated_at": time.time(),
                "processes": {name: rec.to_json() for name, rec in records.items()}}
-        atomic_write_text(self.state_path, json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(self.state_path, json.dumps(doc, indent=2) + "\n", durable=True)
 
     def _record(self, name: str) -> ProcessRecord:
         records = self.records()

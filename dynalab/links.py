@@ -23,13 +23,13 @@ Pure apart from reading/writing the small JSON files named below.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
+from dynalab.files import atomic_write_text
 from dynalab.topology import ChaosSpec, Endpoint, Topology
 
 __all__ = [
@@ -255,20 +255,13 @@ def baseline_toxics(plan: LinkPlan, chaos: ChaosSpec) -> tuple[tuple[str, dict[s
 
 # -- files ---------------------------------------------------------------------------------------
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # readers see the old file or the new one, never half
-
-
 def save_plan(data_dir: Path, plan: LinkPlan | None) -> None:
     """Write DATA_DIR/links.json; None removes it (chaos off: processes connect directly)."""
     path = Path(data_dir) / PLAN_FILE
     if plan is None:
         path.unlink(missing_ok=True)
         return
-    _write_atomic(path, json.dumps(plan.to_dict(), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(plan.to_dict(), indent=2) + "\n")
 
 
 def load_plan(data_dir: Path) -> LinkPlan | None:

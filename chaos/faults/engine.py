@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from dynalab.files import atomic_write_text
 from dynalab.links import ACTIVE_FAULTS_FILE, LinkPlan, baseline_toxics
 
 from chaos.faults.api import ToxiproxyApi, ToxiproxyError
@@ -90,9 +90,7 @@ class _Record:
 
     def save(self) -> None:
         doc = {"next_id": self.next_id, "faults": [e.to_json() for e in self.faults]}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(doc, indent=2) + "\n")
 
 
 _THREAD_LOCK = threading.RLock()  # flock is per open file: threads of one process need this too

@@ -10,11 +10,11 @@ routers are left alone so that clients keep an endpoint).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from dynalab.files import atomic_write_text
 from dynalab.links import clock_offset_path
 from dynalab.topology import TOXIPROXY_ID, Topology
 
@@ -179,10 +179,7 @@ class Skew(ProcessFault):
 
     def start(self, context: FaultContext) -> str:
         path = clock_offset_path(context.data_dir, self.node)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"offset_ms": self.offset_ms}) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # the node never reads half a file
+        atomic_write_text(path, json.dumps({"offset_ms": self.offset_ms}) + "\n")  # never half
         return f"{self.node}'s clock now reads {self.offset_ms:+d} ms off ({path})"
 
     def stop(self, context: FaultContext) -> str:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Callable
+
+from dynalab.files import atomic_write_text
 
 __all__ = ["CheckpointStore", "CheckpointError", "FORMAT"]
 
@@ -87,7 +88,7 @@ class CheckpointStore:
         if not self._dirty:
             return
         text = json.dumps({"format": FORMAT, "cursors": self._cursors}, sort_keys=True)
-        _write_durably(self._path, text)
+        atomic_write_text(self._path, text, durable=True)
         self._dirty = False
         self._flushed_at_ms = self._now_ms()
 
@@ -110,19 +111,3 @@ def _load(path: Path) -> Cursors:
     return {str(dest): {str(t): {str(s): str(q) for s, q in shards.items()}
                         for t, shards in tables.items()}
             for dest, tables in raw["cursors"].items()}
-
-
-def _write_durably(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    # The rename itself is durable only once the directory entry is.
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

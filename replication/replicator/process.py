@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine
 
 from dynalab.errors import DynalabError
+from dynalab.files import atomic_write_text
 from dynalab.links import LinkPlan, connect_address
 from dynalab.topology import Topology
 from replication.replicator.backfill import backfill
@@ -185,11 +185,9 @@ class Replicator:
         return snapshot
 
     def write_lag(self) -> None:
-        path = lag_path(self._data_dir, self.region)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.status(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # readers see a whole file (no fsync: it is rewritten every second)
+        # Readers see a whole file; not durable: it is rewritten every second.
+        atomic_write_text(lag_path(self._data_dir, self.region),
+                          json.dumps(self.status(), indent=2) + "\n")
 
     # -- tasks
 
