@@ -352,12 +352,22 @@ class RocksLogEngine:
     def persist_many(self, writes: Iterable[GroupWrite]) -> None:
         """Persist the writes of many groups with one WriteBatch and one WAL fsync; on return all
         of it survives kill -9, and all that Raft needs durable survives a power cut too. A
-        ValueError (log gap) in any write aborts all of them.
+        ValueError (log gap) in any write aborts all of them."""
+        if self.write_many(writes):
+            self.sync()
 
-        The fsync is skipped when no write holds entries, a snapshot, or a new term or vote
-        (etcd's MustSync): a commit index alone needs none, since a replica that loses one
-        recovers with a lower commit and learns it again from the leader. The write still goes
-        to the WAL in order, so a later synced write makes it durable too."""
+    def write_many(self, writes: Iterable[GroupWrite]) -> bool:
+        """The first half of `persist_many`: one WriteBatch for all, written to the WAL without
+        an fsync (it survives kill -9, not a power cut). True when `sync()` must follow before
+        anything that depends on these writes (an ack, a vote) leaves the node.
+
+        No sync is needed when no write holds entries, a snapshot, or a new term or vote (etcd's
+        MustSync): a commit index alone needs none, since a replica that loses one recovers
+        with a lower commit and learns it again from the leader. The write still goes to the
+        WAL in order, so a later synced write makes it durable too. The split lets the driver
+        write on its own thread and hand only the fsync, which releases the GIL, to a worker:
+        rocksdict holds the GIL for all of a write, so a write in a worker gained nothing and
+        cost a thread handoff per group commit."""
         wb = WriteBatch(raw_mode=True)
         staged: list[tuple[RocksLogStore, _GroupState]] = []
         seen: set[str] = set()
@@ -371,21 +381,21 @@ class RocksLogEngine:
             staged.append((store, state))
             sync = sync or must_sync
         if not staged:
-            return
+            return False
         if not wb.is_empty():
-            # Write, then sync the WAL: the same durability as a write with sync=True, but
-            # rocksdict holds the GIL for all of a write and releases it in flush_wal, so the
-            # event loop keeps running during the fsync (it stalled for every group commit).
-            if sync and self._flush_wal is None:  # a rocksdict without flush_wal
-                self._db.write(wb, self._sync)
-            else:
-                self._db.write(wb, self._nosync)
-                if sync:
-                    self._flush_wal(True)
+            synced_here = sync and self._flush_wal is None  # a rocksdict without flush_wal
+            self._db.write(wb, self._sync if synced_here else self._nosync)
             self.stats["writes"] += 1
             self.stats["synced"] += sync
+            sync = sync and not synced_here
         for store, state in staged:
             store._commit(state)
+        return sync
+
+    def sync(self) -> None:
+        """fsync the WAL: every write before it survives a power cut. Releases the GIL."""
+        if self._flush_wal is not None:
+            self._flush_wal(True)
 
     def close(self) -> None:
         """Close the DB; the stores handed out must not be used afterwards."""

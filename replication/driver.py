@@ -4,15 +4,19 @@ Transport and one log engine.
 One loop turn:
   1. tick every group for each tick interval that passed (the injected clock says how many),
      step every message that arrived and start every queued proposal/read/transfer;
-  2. take the Ready of every group that has one and persist them ALL with one group commit
-     (one WriteBatch, one fsync, run in a worker thread so the event loop keeps receiving);
-  3. restore snapshots, then send all messages, one batch per destination node;
-  4. apply committed entries through the StateMachine, resolve proposals and reads, advance.
+  2. take the Ready of every group that has one and write them ALL with one group commit
+     (one WriteBatch, written here);
+  3. when that needs an fsync (new entries, a term or a vote), run it in a worker thread, and
+     meanwhile send what promises nothing about this node's log (a leader's appends and
+     heartbeats) and apply committed entries through the StateMachine, resolving proposals
+     and reads; after the fsync send the rest (acks, votes). Otherwise (or when a snapshot
+     must be restored first) restore, send, apply, in that order;
+  4. advance every core.
 
 Only the loop task touches cores and stores; everything else (receiver callback, propose(),
-read_index(), ...) only queues work and wakes the loop. That is what makes the thread-run persist
-safe: nothing reads a store while it is written. (lease_read_ok, called from request handlers,
-reads a core's volatile state and resets its quiet-tick counter; it never reads a store.)
+read_index(), ...) only queues work and wakes the loop, and the worker thread only fsyncs.
+(lease_read_ok, called from request handlers, reads a core's volatile state and resets its
+quiet-tick counter; it never reads a store.)
 
 Heartbeat coalescing: heartbeats of all groups leave in the tick's turn, so between two nodes they
 form one batch per tick. HEARTBEAT_RESP messages are held until the next tick's batch (or ride
@@ -64,6 +68,10 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]  # monotonic seconds
 LIVENESS_GROUP = ""  # the group of a liveness ping (no partition or metadata group is named "")
+# What a replica may send before the fsync of the Ready it came in: a leader's messages promise
+# nothing about its own log (RaftDriver._pipelined).
+_EARLY = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT,
+                    MessageType.TIMEOUT_NOW, MessageType.READ_INDEX_RESP})
 
 
 # ---------------------------------------------------------------------------- seams
@@ -84,8 +92,13 @@ class LogEngine(Protocol):
 
     def store(self, group: str) -> LogStore: ...
 
-    def persist_many(self, writes: Sequence[GroupWrite]) -> None:
-        """Persist every write durably before returning (ideally one fsync for all)."""
+    def write_many(self, writes: Sequence[GroupWrite]) -> bool:
+        """Write all of them in one go (a process crash keeps them); True if `sync()` must
+        follow before they count as durable (ideally one fsync for all)."""
+        ...
+
+    def sync(self) -> None:
+        """Make every write so far durable. It may run in a worker thread."""
         ...
 
 
@@ -98,9 +111,20 @@ class MemoryLogEngine:
     def store(self, group: str) -> MemoryLogStore:
         return self._stores.setdefault(group, MemoryLogStore())
 
-    def persist_many(self, writes: Sequence[GroupWrite]) -> None:
+    def write_many(self, writes: Sequence[GroupWrite]) -> bool:
+        """True when a real engine would fsync (etcd's MustSync), so that drivers over this
+        engine take the same paths as over RocksDB."""
+        must_sync = False
         for w in writes:
-            self.store(w.group).persist(w.hard_state, w.entries, w.snapshot)
+            store = self.store(w.group)
+            old, new = store.hard_state(), w.hard_state
+            must_sync = must_sync or bool(w.entries) or w.snapshot is not None or (
+                new is not None and (new.term, new.vote) != (old.term, old.vote))
+            store.persist(w.hard_state, w.entries, w.snapshot)
+        return must_sync
+
+    def sync(self) -> None:
+        pass
 
 
 class StateMachine(Protocol):
@@ -133,7 +157,7 @@ class DriverConfig:
     raft: RaftConfig = field(default_factory=RaftConfig)
     hold_heartbeat_responses: bool = True
     compact_after_entries: int = 10_000  # applied entries kept in the log before a snapshot
-    persist_in_thread: bool = True
+    persist_in_thread: bool = True  # the fsync of a group commit runs in a worker thread
     # Node-level liveness for quiesced groups, in ticks; 0: PeerLiveness.for_raft(raft) (a peer
     # is dead after an election timeout of silence, pinged every half of it).
     liveness_ping_ticks: int = 0
@@ -144,7 +168,7 @@ class DriverConfig:
 class DriverStats:
     ticks: int = 0
     loop_turns: int = 0
-    group_commits: int = 0  # persist_many calls
+    group_commits: int = 0  # write_many calls (one WriteBatch each, one fsync at most)
     group_writes: int = 0  # GroupWrites in them
     entries_applied: int = 0
     messages_sent: int = 0
@@ -163,7 +187,7 @@ class DriverStats:
 
 class _Group:
     __slots__ = ("name", "core", "store", "proposals", "reads", "parked_at", "parked_leading",
-                 "parked_under")
+                 "parked_under", "durable_term_vote")
 
     def __init__(self, name: str, core: RaftCore, store: LogStore) -> None:
         self.name = name
@@ -174,6 +198,8 @@ class _Group:
         self.parked_at: int | None = None  # driver tick when it was parked (quiesced)
         self.parked_leading = False
         self.parked_under: tuple[str, ...] = ()  # parked as a follower: (the leader's node,)
+        hard = store.hard_state()  # (term, vote) as fsynced: see RaftDriver._messages
+        self.durable_term_vote: tuple[int, str | None] = (hard.term, hard.vote)
 
 
 class RaftDriver:
@@ -224,7 +250,8 @@ class RaftDriver:
             return
         store = self._engine.store(group)
         if voters and store.last_index() == 0 and store.hard_state() == HardState():
-            self._engine.persist_many([GroupWrite(group, *bootstrap(voters))])
+            if self._engine.write_many([GroupWrite(group, *bootstrap(voters))]):
+                self._engine.sync()
         snapshot = store.snapshot()
         if snapshot.meta.index > 0:  # the core replays the log from here, so start from it
             self._sm.restore(group, snapshot)
@@ -382,13 +409,19 @@ class RaftDriver:
         dirty, self._dirty = self._dirty, {}
         groups = (self._groups.get(name) for name in dirty)
         busy = [(g, g.core.ready()) for g in groups if g is not None and g.core.has_ready()]
-        await self._persist(busy)
+        must_sync = self._write(busy)
+        if must_sync and not any(rd.snapshot is not None for _, rd in busy):
+            await self._pipelined(busy, flush_held=ticks > 0)
+        else:  # nothing to fsync, or a snapshot to restore first: in order
+            await self._sync(must_sync)
+            self._synced(busy)
+            for g, rd in busy:
+                if rd.snapshot is not None:
+                    self._restore(g, rd.snapshot)
+            self._send(self._messages(busy), flush_held=ticks > 0)
+            for g, rd in busy:
+                self._apply(g, rd)
         for g, rd in busy:
-            if rd.snapshot is not None:
-                self._restore(g, rd.snapshot)
-        self._send(busy, flush_held=ticks > 0)
-        for g, rd in busy:
-            self._apply(g, rd)
             g.core.advance(rd)
             self._maybe_compact(g)
             # advancing (a leader's commit, say) may make more work: look again next turn
@@ -544,17 +577,61 @@ class RaftDriver:
         g.core.read_index(context)
         g.reads[context] = fut
 
-    async def _persist(self, busy: list[tuple[_Group, Ready]]) -> None:
+    def _write(self, busy: list[tuple[_Group, Ready]]) -> bool:
+        """Write every Ready's log part in one group commit; True if an fsync must follow before
+        anything that promises it leaves (`_sync`). Written here: a rocksdict write holds the
+        GIL wherever it runs; only the fsync, which releases it, goes to the worker thread."""
         writes = [GroupWrite(g.name, rd.hard_state, rd.entries, rd.snapshot) for g, rd in busy
                   if rd.hard_state is not None or rd.entries or rd.snapshot is not None]
         if not writes:
+            return False
+        self._count(group_commits=1, group_writes=len(writes))
+        return self._engine.write_many(writes)
+
+    @staticmethod
+    def _synced(busy: list[tuple[_Group, Ready]]) -> None:
+        for g, rd in busy:
+            if rd.hard_state is not None:
+                g.durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
+
+    async def _sync(self, needed: bool = False) -> None:
+        if not needed:
             return
         if self._executor is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._engine.persist_many, writes)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.sync)
         else:
-            self._engine.persist_many(writes)
-        self._count(group_commits=1, group_writes=len(writes))
+            self._engine.sync()
+
+    async def _pipelined(self, busy: list[tuple[_Group, Ready]], flush_held: bool) -> None:
+        """A turn whose group commit needs an fsync: while the worker syncs, send what promises
+        nothing about our log (a leader's appends and heartbeats: Raft thesis §10.2.1; the
+        leader counts itself towards a commit only after `advance`) and apply what is
+        committed (a quorum holds it already; its state-machine write follows the log's in the
+        same WAL). Acks and votes, which promise durability, leave after the fsync."""
+        syncing = asyncio.ensure_future(self._sync(True))
+        try:
+            self._send(self._messages(busy, before_sync=True), flush_held=flush_held)
+            for g, rd in busy:
+                self._apply(g, rd)
+        finally:
+            await syncing  # even on a failed apply: the worker must be done with the engine
+        self._synced(busy)
+        self._send(self._messages(busy, before_sync=False), flush_held=False)
+
+    def _messages(self, busy: list[tuple[_Group, Ready]],
+                  before_sync: bool | None = None) -> list[GroupMessage[Message]]:
+        """The Readies' messages: all of them (None), or those that may leave before the group
+        commit's fsync (True) or only after it (False)."""
+        out: list[GroupMessage[Message]] = []
+        for g, rd in busy:
+            if not rd.messages:
+                continue
+            hard = rd.hard_state  # a new term or vote must be durable before anything leaves
+            early_ok = hard is None or (hard.term, hard.vote) == g.durable_term_vote
+            for m in rd.messages:
+                if before_sync is None or before_sync == (early_ok and m.type in _EARLY):
+                    out.append(GroupMessage(g.name, m))
+        return out
 
     def _restore(self, g: _Group, snapshot: Snapshot) -> None:
         self._sm.restore(g.name, snapshot)
@@ -563,16 +640,15 @@ class RaftDriver:
             _, fut = g.proposals.pop(index)
             _settle(fut, exc=OutcomeUnknown(f"snapshot at {snapshot.meta.index} covers {index}"))
 
-    def _send(self, busy: list[tuple[_Group, Ready]], flush_held: bool) -> None:
+    def _send(self, messages: list[GroupMessage[Message]], flush_held: bool) -> None:
         hold = self._config.hold_heartbeat_responses
         out: dict[str, list[GroupMessage[Message]]] = defaultdict(list)
-        for g, rd in busy:
-            for m in rd.messages:
-                gm = GroupMessage(g.name, m)
-                if hold and m.type == MessageType.HEARTBEAT_RESP:
-                    self._held[m.to_id].append(gm)
-                else:
-                    out[m.to_id].append(gm)
+        for gm in messages:
+            to = gm.message.to_id
+            if hold and gm.message.type == MessageType.HEARTBEAT_RESP:
+                self._held[to].append(gm)
+            else:
+                out[to].append(gm)
         if flush_held:  # on ticks, like heartbeats
             self._add_pings(out)
         for node in set(out) | (set(self._held) if flush_held else set()):

@@ -16,6 +16,7 @@ from replication.raft.core import RaftCore, bootstrap
 from replication.raft.liveness import PeerLiveness
 from replication.raft.messages import (
     CAMPAIGN_TRANSFER,
+    COMMIT_NOTICE,
     QUIESCE,
     Message,
     MessageType,
@@ -37,6 +38,7 @@ __all__ = [
     "NotLeader",
     "PeerLiveness",
     "ProposalDropped",
+    "COMMIT_NOTICE",
     "QUIESCE",
     "RaftConfig",
     "RaftCore",

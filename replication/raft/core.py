@@ -11,6 +11,9 @@ Modelled on etcd-io/raft. What this core adds or pins down:
   up lease reads for the rest of its term.
 - ReadIndex reads join the next heartbeat round that has not left yet, so a burst of reads costs
   one round.
+- Commit notices: when a follower has no entry to receive, the leader tells it a new commit
+  index in a HEARTBEAT with context COMMIT_NOTICE, which is not answered (an empty APPEND
+  would be), capped at the follower's known match as a heartbeat's commit is.
 - Membership is single-replica changes, one at a time; a configuration takes effect when its
   entry is appended (Raft dissertation §4.1), so it is a pure function of the log.
 - Quiescence (CockroachDB's), so that idle groups cost no ticks and no heartbeats. A leader
@@ -38,6 +41,7 @@ from replication.raft.config import RaftConfig
 from replication.raft.log import RaftLog
 from replication.raft.messages import (
     CAMPAIGN_TRANSFER,
+    COMMIT_NOTICE,
     QUIESCE,
     Message,
     MessageType,
@@ -520,6 +524,8 @@ class RaftCore:
             if m.context == QUIESCE and log.committed == m.commit == log.last_index():
                 self._quiesced = True  # caught up: wait for the leader with no election timer
                 return  # and say nothing: an answer would only wake the leader
+            if m.context == COMMIT_NOTICE:
+                return  # the leader needs no answer; heartbeat rounds tell it we are alive
             self._send(MT.HEARTBEAT_RESP, m.from_id, context=m.context)
         elif m.type == MT.SNAPSHOT:
             self._heard_from_leader(m.from_id)
@@ -733,13 +739,22 @@ class RaftCore:
         cfg = self._cfg
         while not pr.paused(cfg.max_inflight_msgs, cfg.max_inflight_bytes):
             has_entries = pr.next <= self._log.last_index()
-            news = pr.state == ProgressState.PROBE or pr.sent_commit < self._log.committed
-            if not has_entries and not news:
+            if not has_entries and pr.state != ProgressState.PROBE:
+                self._send_commit_notice(peer, pr)
                 return
             if not self._send_append(peer, pr) or not has_entries:
                 return
             if pr.state != ProgressState.REPLICATE:
                 return
+
+    def _send_commit_notice(self, peer: str, pr: Progress) -> None:
+        """Tell a follower with nothing to receive how far it may commit: up to what it is known
+        to hold (a heartbeat's rule), with no answer wanted. A lost notice costs nothing: the
+        next APPEND or heartbeat round carries the commit index too."""
+        commit = min(pr.match, self._log.committed)
+        if commit > pr.sent_commit:
+            self._send(MT.HEARTBEAT, peer, commit=commit, context=COMMIT_NOTICE)
+            pr.sent_commit = commit
 
     def _send_append(self, peer: str, pr: Progress) -> bool:
         """One APPEND from pr.next (or a snapshot if that part of the log is compacted)."""

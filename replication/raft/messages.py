@@ -34,7 +34,8 @@ class Message:
     leader's `commit`; APPEND_RESP carries the last matching `index`, or `reject` with a
     `reject_hint` (an index the follower's log may match) and its `log_term`; HEARTBEAT and
     HEARTBEAT_RESP carry the heartbeat round in `context` (a HEARTBEAT whose context is QUIESCE
-    tells a caught-up follower that the leader stops heartbeating; see core.py); (PRE_)VOTE
+    tells a caught-up follower that the leader stops heartbeating, one whose context is
+    COMMIT_NOTICE only carries a new `commit` and wants no answer; see core.py); (PRE_)VOTE
     carries the candidate's last (log_term, index) and `context` == CAMPAIGN_TRANSFER when a
     leader handed over; READ_INDEX and READ_INDEX_RESP carry the reader's `context`, the
     response the read `index`.
@@ -59,6 +60,10 @@ CAMPAIGN_TRANSFER = b"transfer"  # (PRE_)VOTE context: the old leader asked for 
 # that every transport that carries coalesced heartbeats carries it as they are; it can never be
 # mistaken for a round number, which is always _ROUND_BYTES (8) long.
 QUIESCE = b"quiesce"
+# HEARTBEAT context of a leader's commit notice: its commit index moved and the follower has no
+# entry to receive. Unlike an empty APPEND it is not answered (the answer would say nothing the
+# leader needs), which saves a message each way per follower and write.
+COMMIT_NOTICE = b"commit"
 
 
 class Role(enum.IntEnum):

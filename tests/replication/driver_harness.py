@@ -84,10 +84,11 @@ class LoopbackCluster:
     """Three RaftDrivers in one event loop over the loopback transport, every group on all
     three nodes, each driver with its own in-memory log engine and KvMachine."""
 
-    def __init__(self, groups: Sequence[str], seed: int, config: DriverConfig) -> None:
+    def __init__(self, groups: Sequence[str], seed: int, config: DriverConfig,
+                 engine: Callable[[], MemoryLogEngine] = MemoryLogEngine) -> None:
         self.net: LoopbackNetwork[Message] = LoopbackNetwork()
         self.machines = {n: KvMachine() for n in NODES}
-        self.engines = {n: MemoryLogEngine() for n in NODES}
+        self.engines = {n: engine() for n in NODES}
         self.config = config
         rng = random.Random(seed)
         self.drivers = [RaftDriver(n, self.net.transport(n), self.engines[n], self.machines[n],

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from typing import AsyncContextManager, Sequence
 
 import pytest
@@ -25,11 +26,67 @@ TICK_MS = 10
 RAFT = RaftConfig(election_ticks=10, heartbeat_ticks=2)
 
 
-def cluster(groups: Sequence[str], seed: int,
-            compact_after_entries: int = 10_000) -> AsyncContextManager[LoopbackCluster]:
+class GatedEngine(MemoryLogEngine):
+    """A log engine whose fsync (run in the driver's worker thread) waits while its gate is
+    closed: whatever leaves the node meanwhile did not wait for the disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def sync(self) -> None:
+        if not self.gate.wait(10):  # bounded: a test that forgets to open it fails, not hangs
+            raise TimeoutError("gate never opened")
+
+
+def cluster(groups: Sequence[str], seed: int, compact_after_entries: int = 10_000,
+            engine: type[MemoryLogEngine] = MemoryLogEngine
+            ) -> AsyncContextManager[LoopbackCluster]:
     config = DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT,
                           compact_after_entries=compact_after_entries)
-    return started(LoopbackCluster(groups, seed, config))
+    return started(LoopbackCluster(groups, seed, config, engine))
+
+
+def _holds(c: LoopbackCluster, node: str, group: str, index: int) -> bool:
+    return c.engines[node].store(group).last_index() >= index
+
+
+def test_a_leader_sends_its_entries_while_its_own_fsync_is_under_way() -> None:
+    async def scenario() -> None:
+        async with cluster(["p0"], seed=11, engine=GatedEngine) as c:
+            leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
+            gate = c.engines[leader].gate  # type: ignore[attr-defined]
+            target = c.engines[leader].store("p0").last_index() + 1
+            gate.clear()
+            write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
+            followers = [n for n in NODES if n != leader]
+            await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
+                             "the followers to hold the entry whose fsync the leader awaits")
+            assert not write.done()  # the leader's turn still waits for its disk
+            gate.set()
+            assert await write == target
+    run(scenario, 30)
+
+
+def test_acks_leave_only_after_the_fsync() -> None:
+    async def scenario() -> None:
+        async with cluster(["p0"], seed=12, engine=GatedEngine) as c:
+            leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
+            followers = [n for n in NODES if n != leader]
+            gates = [c.engines[n].gate for n in followers]  # type: ignore[attr-defined]
+            target = c.engines[leader].store("p0").last_index() + 1
+            for gate in gates:
+                gate.clear()
+            write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
+            await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
+                             "the followers to write the entry")
+            await asyncio.sleep(5 * TICK_MS / 1000)  # room for an early ack to arrive
+            assert not write.done()  # written on both, fsynced on neither: no quorum yet
+            gates[0].set()
+            assert await write == target  # one follower's fsync and ack make the quorum
+            gates[1].set()
+    run(scenario, 30)
 
 
 def test_groups_elect_leaders_and_commit_on_every_replica() -> None:

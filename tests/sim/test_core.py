@@ -7,6 +7,7 @@ import pytest
 
 from replication.logstore import MemoryLogStore
 from replication.raft import (
+    COMMIT_NOTICE,
     ConfChange,
     ConfChangeType,
     Message,
@@ -44,6 +45,43 @@ def test_proposals_are_committed_and_applied_everywhere_in_order() -> None:
     c.tick(times=2)
     for node in "abc":
         assert [e.data for e in c.applied[node]] == [b"x%d" % i for i in range(20)]
+
+
+def test_followers_learn_a_commit_from_an_unanswered_notice() -> None:
+    c = Cluster(["a", "b", "c"])
+    leader = c.settle()
+    c.sent.clear()
+    entry = c.cores[leader].propose(b"x")
+    c.drain()  # no tick: what follows the write itself, not the heartbeat rounds
+    notices = [m for m in c.sent if m.type == MT.HEARTBEAT and m.context == COMMIT_NOTICE]
+    assert sorted(m.to_id for m in notices) == sorted(n for n in "abc" if n != leader)
+    assert all(m.commit == entry.index for m in notices)
+    # one APPEND with the entry and its ack per follower; no empty APPEND, nothing answers a notice
+    assert all(m.entries for m in c.sent if m.type == MT.APPEND)
+    assert len([m for m in c.sent if m.type == MT.APPEND_RESP]) == 2
+    assert not [m for m in c.sent if m.type == MT.HEARTBEAT_RESP]
+    for node in "abc":
+        assert c.cores[node].commit_index == entry.index
+        assert [e.data for e in c.applied[node]] == [b"x"]
+
+
+def test_a_lost_commit_notice_is_made_good_by_the_next_heartbeat_round() -> None:
+    c = Cluster(["a", "b", "c"])
+    leader = c.settle()
+    follower = next(n for n in "abc" if n != leader)
+    entry = c.cores[leader].propose(b"x")
+    real_step = c.cores[follower].step
+
+    def drop_notices(m: Message) -> None:
+        if m.context != COMMIT_NOTICE:
+            real_step(m)
+    c.cores[follower].step = drop_notices  # type: ignore[method-assign]
+    c.drain()
+    assert c.cores[follower].commit_index < entry.index
+    c.cores[follower].step = real_step  # type: ignore[method-assign]
+    c.tick(times=2)  # a heartbeat round carries the commit too
+    assert c.cores[follower].commit_index >= entry.index
+    assert [e.data for e in c.applied[follower]] == [b"x"]
 
 
 def test_propose_on_a_follower_names_the_leader() -> None:
