@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -49,9 +48,6 @@ async def _serve(args: argparse.Namespace) -> None:
     node = StorageNode(topology, args.node_id, args.data_dir, config)  # inside the loop
     try:
         await node.start()
-        # What is alive now (the topology, compiled code, RocksDB handles, the groups) lives as
-        # long as the process: keep the collector from walking it on every full collection.
-        gc.freeze()
         await stop.wait()
     finally:
         logging.getLogger("node").info("node %s stopping", node.spec.id)
