@@ -16,7 +16,8 @@ the name was dropped and created again) is ResourceNotFoundException. Answers ar
 {"table": entry, "epoch": n}; `Catalog` (a read) answers {"epoch": n, "tables": {name: entry}}.
 
 The catalog is small: it lives in memory and each apply call writes it whole, together with the
-group's applied index, in one WriteBatch.
+group's applied index, in one WriteBatch. Listeners (`on_change`: the service's Catalog watches)
+are told after every apply or restore that moved the epoch.
 """
 from __future__ import annotations
 
@@ -65,10 +66,20 @@ class MetaMachine:
         self._db = db
         raw = db.get_meta(_CATALOG_KEY)
         self._catalog: Catalog = orjson.loads(raw) if raw else _empty()
+        self._listeners: list[Callable[[], None]] = []
 
     def catalog(self) -> Catalog:
         """The applied catalog (serve it after a read_index for a linearizable answer)."""
         return self._catalog
+
+    def epoch(self) -> int:
+        """The applied catalog's epoch."""
+        return int(self._catalog["epoch"])
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` whenever the applied epoch moves (from the driver's turn, which
+        applies: it must only note the change)."""
+        self._listeners.append(listener)
 
     def applied(self) -> int:
         return self._db.applied(META_GROUP)
@@ -80,6 +91,7 @@ class MetaMachine:
 
     def apply(self, group: str, entries: Sequence[Entry]) -> list[object]:
         applied = self._db.applied(group)
+        epoch = self.epoch()
         results: list[object] = []
         last = applied
         for entry in entries:
@@ -90,6 +102,7 @@ class MetaMachine:
             last = entry.index
         if last > applied:
             self._persist(last)
+        self._tell_if_moved(epoch)
         return results
 
     def snapshot(self, group: str) -> bytes:
@@ -98,8 +111,19 @@ class MetaMachine:
     def restore(self, group: str, snapshot: Snapshot) -> None:
         if self._db.applied(group) >= snapshot.meta.index:
             return  # already past it (add_group after a restart)
+        epoch = self.epoch()
         self._catalog = orjson.loads(snapshot.data) if snapshot.data else _empty()
         self._persist(snapshot.meta.index)
+        self._tell_if_moved(epoch)
+
+    def _tell_if_moved(self, epoch_before: int) -> None:
+        if self.epoch() == epoch_before:
+            return
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug must not fail the apply (and the node)
+                log.exception("catalog listener failed")
 
     # -- commands
 

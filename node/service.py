@@ -14,10 +14,15 @@ Who serves what:
 * Digest (admin, for tests): {"applied", "digest", "streams_digest"} of a group on this
   replica (items and versions; change records).
 * Stats (admin, for measurements): counters of this node since it started: "execute" (Storage
-  stream messages and requests in and out), "driver" (RaftDriver.stats()), "raft" (per peer:
-  the Raft transport's gRPC batches and messages sent and received), "leaders" (group -> the
-  leader this replica knows), "logstore" (group commits written, and how many were synced)
-  and "statedb_writes" (the state machines' RocksDB writes).
+  stream messages and requests in and out, and the catalog watches held now), "driver"
+  (RaftDriver.stats()), "raft" (per peer: the Raft transport's gRPC batches and messages sent
+  and received), "leaders" (group -> the leader this replica knows), "logstore" (group commits
+  written, and how many were synced) and "statedb_writes" (the state machines' RocksDB writes).
+* Meta Catalog with `after_epoch` (a watch, the routers' and replicators' long poll): the meta
+  leader holds it until its applied catalog epoch passes `after_epoch`, `wait_ms` passes, or it
+  stops leading (then NotLeader, with the new leader as hint once known); the answer is the
+  catalog, read linearizably as without `after_epoch`. Held watches cost no Raft traffic, so
+  the meta group quiesces while they wait.
 * TransferLeader (admin, for measurements and tests): {"to": node} asks this replica, the
   leader of `partition` (or "meta"), to hand the group to `to`; answers once the request is
   with Raft (the handover shows in Stats' "leaders").
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import logging
 import time
@@ -88,6 +94,14 @@ def _system_ms() -> int:
 class ServiceConfig:
     write_timeout_ms: int = 10_000  # past it the outcome is unknown (the entry may still commit)
     read_timeout_ms: int = 3_000  # a ReadIndex round that takes longer: Unavailable, retry
+    # Catalog watches: each is a task and a future on the meta leader; past the limit, new ones
+    # are refused (Unavailable: the watcher backs off). A watch may ask to be held at most
+    # max_watch_ms (more is a ValidationException).
+    max_catalog_watches: int = 1024
+    max_watch_ms: int = 60_000
+    # A leader that lost the meta group answers its watches NotLeader; it waits up to this long
+    # to learn the new leader first, so that the watchers go straight to it.
+    watch_leader_grace_ms: int = 1_000
 
 
 class _Redirect(Exception):
@@ -111,6 +125,9 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         self._groups = groups  # the groups this node hosts (fixed while it runs)
         self._config = config
         self._clock = clock
+        self._catalog_watches = _Watches(config.max_catalog_watches)
+        machine.meta.on_change(self._catalog_watches.notify)
+        driver.on_leader_change(self._leader_changed)
         # Storage stream traffic (the Stats admin operation): gRPC messages and requests.
         self._batches_in = self._requests_in = self._batches_out = self._responses_out = 0
 
@@ -241,11 +258,36 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             raise _Redirect("")
         op = body.get("op")
         if op == "Catalog":
+            if "after_epoch" in body:
+                await self._watch_catalog(body)
             await self._linearizable(META_GROUP)
             return orjson.dumps(self._machine.meta.catalog())
         if op not in META_WRITES:
             raise ValidationException(f"unknown Meta operation {op!r}")
         return await self._propose(META_GROUP, stamp_command(body, self._clock()))
+
+    async def _watch_catalog(self, body: dict[str, Any]) -> None:
+        """Wait until the applied catalog epoch passes `after_epoch`, `wait_ms` passes, or this
+        replica stops leading the meta group. The caller then reads linearizably either way: on
+        a timeout that read is what tells a leader cut off from its group (a quiesced leader
+        notices nothing by itself) that it leads no more, so no watcher stays on it."""
+        after = body["after_epoch"]
+        if isinstance(after, bool) or not isinstance(after, int):
+            raise ValidationException("after_epoch must be an integer")
+        wait_ms = _count(body, "wait_ms", 0, self._config.max_watch_ms)
+        self._require_leader(META_GROUP)
+        meta, driver = self._machine.meta, self._driver
+        await self._catalog_watches.wait(
+            lambda: meta.epoch() > after or not driver.is_leader(META_GROUP), wait_ms)
+        if not driver.is_leader(META_GROUP) and driver.leader(META_GROUP) is None:
+            # Stepped down, the new leader not known yet (a transfer: its first append is
+            # on its way): wait a moment for the hint rather than answer "no leader".
+            await self._catalog_watches.wait(lambda: driver.leader(META_GROUP) is not None,
+                                             self._config.watch_leader_grace_ms)
+
+    def _leader_changed(self, group: str) -> None:
+        if group == META_GROUP:
+            self._catalog_watches.notify()
 
     async def _propose(self, group: str, data: bytes) -> bytes:
         self._require_leader(group)
@@ -351,7 +393,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         return orjson.dumps({
             "node": self._node.id,
             "execute": {"batches_in": self._batches_in, "requests_in": self._requests_in,
-                        "batches_out": self._batches_out, "responses_out": self._responses_out},
+                        "batches_out": self._batches_out, "responses_out": self._responses_out,
+                        "catalog_watches": self._catalog_watches.waiting},
             "driver": {**{f.name: getattr(driver, f.name) for f in dataclasses.fields(driver)
                           if f.name != "batches_sent"},
                        "batches_sent": dict(driver.batches_sent)},
@@ -396,6 +439,49 @@ class StorageService(storage_pb2_grpc.StorageServicer):
     def _require_leader(self, group: str) -> None:
         if not self._driver.is_leader(group):
             raise NotLeader(self._driver.leader(group))
+
+
+class _Watches:
+    """Requests waiting for a condition that only changes when `notify` is called (the applied
+    catalog epoch, the meta leadership). `notify` wakes every waiter; each checks its own
+    condition again. At most `limit` wait at once. A waiter whose stream closes is cancelled
+    with its task (Execute cancels a closed stream's tasks) and leaves nothing behind."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._waiting = 0
+        self._futures: set[asyncio.Future[None]] = set()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def notify(self) -> None:
+        futures, self._futures = self._futures, set()
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, done: Callable[[], bool], timeout_ms: int) -> None:
+        """Return once `done()` or after `timeout_ms` (Unavailable when full)."""
+        if self._waiting >= self._limit:
+            raise Unavailable(f"this node already holds {self._limit} catalog watches")
+        self._waiting += 1
+        loop = asyncio.get_running_loop()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_ms / 1000):
+                    while not done():
+                        # One future per waiter: cancelling one waiter must not cancel a
+                        # future the others await.
+                        future = loop.create_future()
+                        self._futures.add(future)
+                        try:
+                            await future
+                        finally:
+                            self._futures.discard(future)
+        finally:
+            self._waiting -= 1
 
 
 class _Page:

@@ -235,6 +235,7 @@ class RaftDriver:
         self._counts: Counter[str] = Counter()  # DriverStats fields; a frozen copy on stats()
         self._batches: Counter[str] = Counter()
         self._failure: BaseException | None = None
+        self._leader_listeners: list[Callable[[str], None]] = []
         transport.set_receiver(self._receive)
 
     # -- public API
@@ -276,6 +277,12 @@ class RaftDriver:
 
     def is_leader(self, group: str) -> bool:
         return self._groups[group].core.leader_id == self._id
+
+    def on_leader_change(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(group)` from the loop's turn whenever this replica's role in a group,
+        or the leader it knows for it, changes (after that turn's entries are applied). It must
+        only note the change (no waiting, no raising): it runs inside the driver's turn."""
+        self._leader_listeners.append(listener)
 
     def lease_read_ok(self, group: str) -> bool:
         """May a linearizable read of `group` be served from the state machine right now, with no
@@ -684,6 +691,15 @@ class RaftDriver:
             # "none comes if leadership is lost first": release the waiters now
             for context in list(g.reads):
                 _settle(g.reads.pop(context), exc=NotLeader(rd.soft_state.leader_id))
+        if rd.soft_state is not None:
+            self._tell_leader_change(g.name)
+
+    def _tell_leader_change(self, group: str) -> None:
+        for listener in self._leader_listeners:
+            try:
+                listener(group)
+            except Exception:  # a listener's bug must not stop every group of the node
+                log.exception("leader-change listener failed for group %s", group)
 
     def _maybe_compact(self, g: _Group) -> None:
         applied = g.core.applied_index

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 
 from dynalab.errors import DynalabError, ResourceNotFoundException, UnknownOperationException
 from dynalab.topology import Topology
-from router.catalog import ACTIVE, UPDATING, Catalog, TableInfo
+from router.catalog import ACTIVE, UPDATING, Catalog, TableInfo, WatchConfig
 from router.control import housekeeping
 from router.nodes import StorageTransport
 from router.operations import OPERATIONS
@@ -34,7 +34,8 @@ Operation = Callable[["Router", dict[str, Any]], Awaitable[dict[str, Any]]]
 @dataclass(frozen=True)
 class RouterConfig:
     create_delay_ms: int = 200         # CREATING -> ACTIVE after this long (DynamoDB takes seconds)
-    catalog_refresh_ms: int = 1000
+    catalog_watch: WatchConfig = field(default_factory=WatchConfig)
+    housekeeping_ms: int = 1000        # how often stuck tables are looked for (cached catalog)
     stuck_creating_ms: int = 3000      # any router finishes a CreateTable whose router vanished
     stuck_deleting_ms: int = 10_000    # ... and a DeleteTable
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -48,16 +49,17 @@ class Router:
         self.az = az
         self.topology = topology
         self.routing = Routing(transport, topology, region, az, self.config.retry)
-        self.catalog = Catalog(self.routing, self.config.catalog_refresh_ms)
+        self.catalog = Catalog(self.routing, self.config.catalog_watch)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._operations: dict[str, Operation] = {**OPERATIONS, **REPLICA_OPERATIONS}
         self._stream_operations: dict[str, Operation] = dict(STREAMS_OPERATIONS)
-        self.catalog.on_refresh(housekeeping(self))
+        self._housekeeping = housekeeping(self)
 
     async def start(self, wait_ms: int = 0, give_up: asyncio.Event | None = None) -> None:
         """Fetch the catalog, trying for up to `wait_ms` (or until `give_up` is set), then start
-        the background refresh. Best effort: a metadata group that cannot elect must not keep
-        the router from serving; the refresh loop and refresh-on-miss keep trying."""
+        the background catalog watch and housekeeping. Best effort: a metadata group that
+        cannot elect must not keep the router from serving; the watch and refresh-on-miss keep
+        trying."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_ms / 1000
         for _ in range(wait_ms // 100 + 1):  # bounded; a failed try sleeps 100 ms
@@ -73,6 +75,18 @@ class Router:
                 log.warning("catalog fetch failed: %s", exc.message)
             await asyncio.sleep(0.1)
         self.spawn(self.catalog.run())
+        self.spawn(self._housekeep())
+
+    async def _housekeep(self) -> None:
+        """Finish stuck table lifecycles, looking at the cached catalog every housekeeping_ms
+        (not after each catalog fetch: the watch answers only on changes, and a stuck table
+        is one whose catalog entry does not change). RPCs only for a stuck table."""
+        while True:
+            await asyncio.sleep(self.config.housekeeping_ms / 1000)
+            try:
+                await self._housekeeping(self.catalog)
+            except Exception:  # noqa: BLE001 - one bad round must not end housekeeping
+                log.exception("housekeeping failed")
 
     async def stop(self) -> None:
         tasks, self._tasks = list(self._tasks), set()

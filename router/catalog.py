@@ -1,8 +1,12 @@
 """The router's cache of the table catalog held by the `meta` group.
 
-Fetched with `Meta Catalog` at start, every ~1 s in the background, after each control-plane
-call, and once on a table name it does not know (before answering ResourceNotFoundException), so
-the data path never waits on metadata. Concurrent misses share one fetch.
+Fetched with `Meta Catalog` at start, after each control-plane call, and once on a table name it
+does not know (before answering ResourceNotFoundException), so the data path never waits on
+metadata. Concurrent misses share one fetch. In the background, `run` keeps a *watch* on the
+meta leader (`Catalog` with `after_epoch`, a long poll): the leader answers as soon as a change
+is applied, else after `WatchConfig.wait_ms`; so the cache follows every change one round trip
+after it commits, while an idle catalog costs one call per `wait_ms` and lets the meta group
+quiesce (a poll every second kept its lease, and its heartbeats, alive).
 
 Catalog entries (docs/cluster.md, "Metadata") keep DynamoDB's wire shapes where there is one:
 `key_schema` = [{"AttributeName", "KeyType"}], `attribute_definitions` =
@@ -21,7 +25,8 @@ from dynalab.errors import DynalabError
 from dynalab.values import KeySchema
 from router.routing import Routing
 
-__all__ = ["TableInfo", "Catalog", "ACTIVE", "CREATING", "DELETING", "UPDATING", "DELETED"]
+__all__ = ["TableInfo", "Catalog", "WatchConfig", "ACTIVE", "CREATING", "DELETING", "UPDATING",
+           "DELETED"]
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +74,38 @@ class TableInfo:
         return bool(self.stream and self.stream.get("StreamEnabled"))
 
 
+@dataclass(frozen=True)
+class WatchConfig:
+    """The background catalog watch (docs/cluster.md, "Metadata")."""
+
+    wait_ms: int = 25_000  # the meta leader answers an unchanged catalog after this long
+    # The call's deadline (and its one attempt's timeout) is wait_ms plus this: room for the
+    # leader's linearizable read when the wait ends (up to its read_timeout_ms, 3 s) and the
+    # round trip. A leader that is cut off without its stream breaking is given up on then.
+    margin_ms: int = 5_000
+    # Unchanged answers are never asked for more often than this: a node that does not hold
+    # watches (an older version) answers at once, and is then polled as it was before.
+    min_interval_ms: int = 1_000
+    backoff_ms: tuple[int, int] = (100, 5_000)  # between failed watches, doubling
+
+
 class Catalog:
     """Name -> TableInfo, refreshed from the meta group."""
 
-    def __init__(self, routing: Routing, refresh_interval_ms: int = 1000) -> None:
+    def __init__(self, routing: Routing, watch: WatchConfig | None = None) -> None:
         self._routing = routing
-        self._interval_s = refresh_interval_ms / 1000
+        self._watch = watch or WatchConfig()
         self._tables: dict[str, TableInfo] = {}
-        self._epoch = -1
+        self._epoch = -1  # the newest epoch seen (catalogs and control-plane answers)
+        self._fetched_epoch = -1  # the newest whole catalog taken: what the watch waits past
+        self._fetched = False
         self._inflight: asyncio.Future[None] | None = None
         self._listeners: list[Callable[[Catalog], Awaitable[None]]] = []
+
+    @property
+    def fetched(self) -> bool:
+        """Has a whole catalog been taken (not only control-plane answers)?"""
+        return self._fetched
 
     def get(self, name: str) -> TableInfo | None:
         return self._tables.get(name)
@@ -126,29 +153,59 @@ class Catalog:
         self._tables.pop(name, None)
 
     def on_refresh(self, listener: Callable[[Catalog], Awaitable[None]]) -> None:
-        """Run `listener` after every background refresh (table lifecycle housekeeping)."""
+        """Run `listener` after every answer of the background watch (a change, or the end of
+        a wait with none)."""
         self._listeners.append(listener)
 
     async def run(self) -> None:
-        """The background loop: refresh every interval until cancelled; errors are logged."""
+        """The background watch, until cancelled. A failed call is logged and retried after a
+        bounded backoff; so once the meta group has a leader again, the cache is behind it for
+        at most about wait_ms + margin_ms (a call stuck on a leader that was cut off)."""
+        loop = asyncio.get_running_loop()
+        backoff_ms = self._watch.backoff_ms[0]
         while True:
+            started = loop.time()
             try:
-                await self.refresh()
+                changed = await self._watch_once()
                 for listener in self._listeners:
                     await listener(self)
-            except DynalabError as exc:
-                log.warning("catalog refresh failed: %s", exc.message)
-            except Exception:  # noqa: BLE001 - a bad entry must not stop the refresh loop
-                log.exception("catalog refresh failed")
-            await asyncio.sleep(self._interval_s)
+            except Exception as exc:  # noqa: BLE001 - a bad entry must not stop the watch
+                if isinstance(exc, DynalabError):
+                    log.warning("catalog watch failed: %s", exc.message)
+                else:
+                    log.exception("catalog watch failed")
+                await asyncio.sleep(backoff_ms / 1000)
+                backoff_ms = min(backoff_ms * 2, self._watch.backoff_ms[1])
+                continue
+            backoff_ms = self._watch.backoff_ms[0]
+            if not changed:
+                elapsed_s = loop.time() - started
+                await asyncio.sleep(max(0.0, self._watch.min_interval_ms / 1000 - elapsed_s))
+
+    async def _watch_once(self) -> bool:
+        """One watch call: the catalog once it is newer than the last one taken (or once the
+        leader's wait ends). True if it was newer."""
+        after = self._fetched_epoch
+        hold_ms = self._watch.wait_ms + self._watch.margin_ms
+        answer = await self._routing.call_leader(
+            self._routing.meta_group, "Meta",
+            {"op": "Catalog", "after_epoch": after, "wait_ms": self._watch.wait_ms},
+            idempotent=True, deadline_ms=hold_ms, attempt_timeout_ms=hold_ms)
+        return self._take(answer) > after
 
     async def _fetch(self) -> None:
-        answer = await self._routing.meta({"op": "Catalog"})
+        self._take(await self._routing.meta({"op": "Catalog"}))
+
+    def _take(self, answer: Mapping[str, Any]) -> int:
+        """Install a whole catalog unless a newer epoch was seen meanwhile; its epoch."""
         epoch = int(answer.get("epoch", self._epoch))
+        self._fetched_epoch = max(self._fetched_epoch, epoch)
+        self._fetched = True
         if epoch < self._epoch:
-            return  # an older answer overtaken by a newer one
+            return epoch  # an older answer overtaken by a newer one
         raw = answer.get("tables") or {}
         entries = raw.values() if isinstance(raw, Mapping) else raw
         tables = (TableInfo.from_entry(entry) for entry in entries)
         self._tables = {t.name: t for t in tables if t.status != DELETED}
         self._epoch = epoch
+        return epoch

@@ -7,8 +7,8 @@ one Meta call, and put the answer straight into the router's catalog cache. Tabl
 * DeleteTable answers DELETING; the router sends `DropTable` to every partition, then `SetStatus
   DELETED` removes the entry.
 
-If the router that started either dies half-way, `housekeeping` (run after each background
-catalog refresh, on every router) finishes the job once the table has been stuck long enough;
+If the router that started either dies half-way, `housekeeping` (run on the cached catalog
+about once a second, on every router) finishes the job once the table has been stuck long enough;
 both steps are idempotent, so two routers doing it is harmless.
 
 Messages marked "unverified" below are worded in DynamoDB's style without a confirmed source.
@@ -488,8 +488,9 @@ def _replicas(router: Router, table: TableInfo, updates: list[Any]) -> list[str]
 # ------------------------------------------------------------------------------- housekeeping
 
 def housekeeping(router: Router) -> Callable[[Catalog], Awaitable[None]]:
-    """A catalog listener that finishes table lifecycles whose router went away: a table seen
-    CREATING (DELETING) for longer than the configured time is set ACTIVE (dropped)."""
+    """A check of the catalog (the router runs it every housekeeping_ms) that finishes table
+    lifecycles whose router went away: a table seen CREATING (DELETING) for longer than the
+    configured time is set ACTIVE (dropped)."""
     first_seen: dict[tuple[str, str, str], float] = {}
 
     async def check(catalog: Catalog) -> None:

@@ -85,15 +85,19 @@ class Routing:
                                       idempotent=body["op"] == "Catalog")
 
     async def call_leader(self, group: Partition, operation: str, body: dict[str, Any], *,
-                          idempotent: bool, deadline_ms: int | None = None) -> dict[str, Any]:
-        """Send to the group's leader, following NotLeader hints; see the module doc."""
+                          idempotent: bool, deadline_ms: int | None = None,
+                          attempt_timeout_ms: int | None = None) -> dict[str, Any]:
+        """Send to the group's leader, following NotLeader hints; see the module doc. A request
+        the node holds on purpose (a catalog watch) passes an `attempt_timeout_ms` (and a
+        deadline) longer than it is held."""
         deadline = _now() + (deadline_ms or self.config.deadline_ms) / 1000
+        attempt_ms = attempt_timeout_ms or self.config.attempt_timeout_ms
         request = StorageRequest(operation, group.id, orjson.dumps(body), self.pmap.epoch)
         target = self.leader_of(group)
         backoff_ms = self.config.backoff_ms[0]
         last = "no attempt"
         for _ in range(self.config.max_attempts):
-            reply = await self._attempt(target, request, deadline)
+            reply = await self._attempt(target, request, deadline, attempt_ms)
             if reply is None:
                 break
             if reply.ok:
@@ -123,7 +127,7 @@ class Routing:
         last = "no attempt"
         for attempt in range(self.config.max_attempts):
             target = order[attempt % len(order)]
-            reply = await self._attempt(target, request, deadline)
+            reply = await self._attempt(target, request, deadline, self.config.attempt_timeout_ms)
             if reply is None:
                 break
             if reply.ok:
@@ -135,12 +139,13 @@ class Routing:
                 backoff_ms = await _backoff(backoff_ms, self.config.backoff_ms[1], deadline)
         raise errors.Unavailable(f"partition {group.id} has no reachable replica ({last})")
 
-    async def _attempt(self, target: str, request: StorageRequest, deadline: float) -> Reply | None:
+    async def _attempt(self, target: str, request: StorageRequest, deadline: float,
+                       attempt_timeout_ms: int) -> Reply | None:
         remaining_ms = int((deadline - _now()) * 1000)
         if remaining_ms <= 0:
             return None
-        reply = await self.transport.execute(
-            target, request, min(remaining_ms, self.config.attempt_timeout_ms))
+        reply = await self.transport.execute(target, request,
+                                             min(remaining_ms, attempt_timeout_ms))
         if reply.error_type in (UNAVAILABLE, LOST, TIMEOUT):
             self._suspect_until[target] = _now() + self.config.suspect_ms / 1000
         return reply

@@ -36,9 +36,14 @@ async def backfill(region: LocalRegion, link: PeerLink, table: TableInfo,
                    settle_ms: int = 0) -> int:
     """Run the whole backfill of `table` to `link.region`; returns how many items were copied.
 
-    It first waits `settle_ms`: a router whose catalog cache is older than the replica (it
-    refreshes about once a second) may still write the table as a regional one, without a change
-    record; the scan must start after the last such write to copy it."""
+    It first waits `settle_ms`: a router whose catalog cache is older than the replica may still
+    write the table as a regional one, without a change record; the scan must start after the
+    last such write to copy it. Routers watch the catalog (router.catalog): the meta leader
+    answers every watch as soon as the change that added the replica is applied, so a router
+    holds the older catalog for one round trip after the commit (plus any write it had already
+    routed). That is the bound the settle time must exceed; it was a 1 s poll before, so the 2 s
+    default has room to spare. A router whose watch is broken (meta leader failing over) holds
+    it longer, until its watch is answered again, as before, when its poll failed."""
     dest = link.region
     await asyncio.sleep(settle_ms / 1000)
     log.info("backfill of %s to %s: started", table.name, dest)

@@ -36,10 +36,12 @@ class CheckpointError(RuntimeError):
 
 class CheckpointStore:
     def __init__(self, path: Path, now_ms: Callable[[], float],
-                 flush_interval_ms: int = 100) -> None:
+                 flush_interval_ms: int = 100,
+                 on_dirty: Callable[[], None] = lambda: None) -> None:
         self._path = Path(path)
         self._now_ms = now_ms
         self._interval_ms = flush_interval_ms
+        self._on_dirty = on_dirty  # told on every change (the flusher waits for one)
         self._cursors: Cursors = _load(self._path)
         self._dirty = False
         self._flushed_at_ms = -float("inf")
@@ -63,6 +65,7 @@ class CheckpointStore:
             return
         shards[shard] = seq
         self._dirty = True
+        self._on_dirty()
 
     def forget(self, dest: str, table_id: str) -> None:
         """Drop the cursors of a (destination, table) that is no longer replicated: should it be
@@ -70,6 +73,7 @@ class CheckpointStore:
         tables = self._cursors.get(dest)
         if tables is not None and tables.pop(table_id, None) is not None:
             self._dirty = True
+            self._on_dirty()
             if not tables:
                 del self._cursors[dest]
 

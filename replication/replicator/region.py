@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Sequence
 from dynalab import layout
 from dynalab.ring import Partition, PartitionMap
 from dynalab.topology import Topology
-from router.catalog import Catalog, TableInfo
+from router.catalog import Catalog, TableInfo, WatchConfig
 from router.nodes import GrpcTransport, StorageTransport
 from router.routing import RetryConfig, Routing
 
@@ -57,7 +57,8 @@ class StoredItem:
 
 class LocalRegion:
     def __init__(self, topology: Topology, region: str,
-                 transport: StorageTransport | None = None, catalog_refresh_ms: int = 1000,
+                 transport: StorageTransport | None = None,
+                 catalog_watch: WatchConfig | None = None,
                  retry: RetryConfig | None = None) -> None:
         spec = topology.region(region)
         transport = transport or GrpcTransport({n.id: f"{n.host}:{n.grpc_port}"
@@ -65,7 +66,7 @@ class LocalRegion:
         # The replicator belongs to no AZ; eventually consistent reads are not used, so any will do.
         self.routing = Routing(transport, topology, region, spec.azs[0].name,
                                retry or RetryConfig(deadline_ms=8000))
-        self.catalog = Catalog(self.routing, catalog_refresh_ms)
+        self.catalog = Catalog(self.routing, catalog_watch)
         self.name = region
         self._partitions = {p.id: p for p in self.routing.pmap.partitions}
 

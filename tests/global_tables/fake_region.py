@@ -35,6 +35,7 @@ class FakeRegion(FakeCluster):
     streams: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     log_index: dict[str, int] = field(default_factory=dict)
     failing_applies: int = 0  # the next n ReplicaApply calls answer Unavailable
+    crashing_scans: int = 0  # the next n Range calls raise (a bug: the backfill crashes)
 
     # -- local writes (what a router + leader do for a global table), for the tests
 
@@ -103,6 +104,9 @@ class FakeRegion(FakeCluster):
         return {"applied": applied, "skipped": skipped}
 
     def _range(self, group: Partition, body: dict[str, Any]) -> dict[str, Any]:
+        if self.crashing_scans:
+            self.crashing_scans -= 1
+            raise RuntimeError("a bug in scanning")
         answer = super()._range(group, {"limit": 10**9, "max_bytes": 1 << 20, **body})
         if body.get("with_meta"):
             from base64 import b64decode

@@ -20,6 +20,7 @@ from proto import replicator_pb2_grpc
 from replication.replicator.peer import SERVER_OPTIONS, PeerConfig
 from replication.replicator.process import Replicator, ReplicatorConfig
 from replication.replicator.shipper import ShipperConfig
+from router.catalog import WatchConfig
 from tests.global_tables.fake_region import FakeRegion
 
 __all__ = ["Pair", "FAST", "eventually", "free_ports", "two_regions", "run"]
@@ -29,7 +30,9 @@ FAST = ReplicatorConfig(
     shipper=ShipperConfig(poll_idle_ms=20, poll_busy_ms=5, backoff_ms=(10, 100), read_limit=50,
                           batch_records=100, max_buffered_records=500),
     peer=PeerConfig(connect_timeout_ms=300, ack_timeout_ms=2000),
-    catalog_refresh_ms=100, checkpoint_flush_ms=50, lag_write_ms=200, backfill_settle_ms=50)
+    catalog_watch=WatchConfig(wait_ms=2000, margin_ms=500, min_interval_ms=100,
+                              backoff_ms=(10, 100)),
+    reconcile_ms=100, checkpoint_flush_ms=50, lag_write_ms=200, backfill_settle_ms=50)
 
 
 def free_ports(count: int) -> list[int]:

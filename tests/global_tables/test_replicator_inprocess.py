@@ -5,6 +5,7 @@ the lag file."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -14,7 +15,8 @@ from chaos.checkers import CandidateWrite, check_convergence
 from replication.replicator.peer import PeerLink
 from replication.replicator.process import checkpoint_path, lag_path
 from replication.replicator.region import REPLICA_PREFIX, SOURCE_PREFIX
-from tests.global_tables.inprocess import A, B, Pair, eventually, run
+from router.catalog import WatchConfig
+from tests.global_tables.inprocess import A, B, FAST, Pair, eventually, run
 
 TABLE = "orders"
 
@@ -182,6 +184,30 @@ def test_failed_applies_are_retried(tmp_path: Path) -> None:
                 pair.regions[A].put(TABLE, _item(f"k{i}", "v"))
             await eventually(lambda: len(pair.regions[B].contents(TABLE)) == 10, "retried")
             assert pair.regions[B].failing_applies == 0
+        finally:
+            await pair.stop_all()
+    run(scenario)
+
+
+def test_a_crashed_backfill_restarts_while_the_catalog_does_not_change(tmp_path: Path) -> None:
+    """The catalog watch answers only on changes; reconciling on the cached catalog every
+    reconcile_ms is what restarts a backfill that crashed half-way."""
+    async def scenario() -> None:
+        config = dataclasses.replace(FAST, catalog_watch=WatchConfig(wait_ms=60_000))
+        pair = Pair.create(tmp_path, config)
+        a, b = pair.regions[A], pair.regions[B]
+        a.add_table(TABLE, [])
+        for i in range(20):
+            a.put(TABLE, _item(f"k{i}", "before"))
+        a.catalog[TABLE].update(replicas=[A, B], settings={REPLICA_PREFIX + B: "CREATING",
+                                                           SOURCE_PREFIX + B: A})
+        b.add_table(TABLE, [A, B], {REPLICA_PREFIX + B: "CREATING"})
+        a.crashing_scans = 3
+        await pair.start_all()
+        try:
+            await eventually(lambda: a.catalog[TABLE]["settings"][REPLICA_PREFIX + B] == "ACTIVE",
+                             "the backfill to finish after its crashes")
+            assert a.crashing_scans == 0 and len(b.contents(TABLE)) == 20
         finally:
             await pair.stop_all()
     run(scenario)

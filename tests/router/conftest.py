@@ -17,6 +17,7 @@ from botocore.config import Config
 from dynalab.errors import DynalabError
 from dynalab.topology import AZ, NodeSpec, Region, RouterSpec, Topology
 from router.app import Router, RouterConfig
+from router.catalog import WatchConfig
 from router.routing import RetryConfig
 from router.server import HttpServer
 from tests.router.fake_cluster import FakeCluster
@@ -24,7 +25,9 @@ from tests.router.fake_cluster import FakeCluster
 T = TypeVar("T")
 REGION = "us-east-1"
 AZS = ("use1-az1", "use1-az2", "use1-az3")
-FAST = RouterConfig(create_delay_ms=10, catalog_refresh_ms=200,
+FAST = RouterConfig(create_delay_ms=10, housekeeping_ms=200,
+                    catalog_watch=WatchConfig(wait_ms=2000, margin_ms=500, min_interval_ms=200,
+                                              backoff_ms=(20, 200)),
                     retry=RetryConfig(deadline_ms=600, attempt_timeout_ms=300, max_attempts=8,
                                       backoff_ms=(5, 40)))
 _names = itertools.count()

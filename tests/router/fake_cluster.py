@@ -11,6 +11,7 @@ Not a node implementation: the lead's end-to-end tests run the router against re
 """
 from __future__ import annotations
 
+import asyncio
 import bisect
 import hashlib
 from base64 import b64decode, b64encode
@@ -26,7 +27,7 @@ from dynalab.layout import TABLE_ID_BYTES, item_key
 from dynalab.ring import Partition, PartitionMap, RingSnapshot
 from dynalab.topology import Topology
 from dynalab.values import Item, item_size
-from router.nodes import NOT_LEADER, UNAVAILABLE, Reply, StorageRequest
+from router.nodes import NOT_LEADER, TIMEOUT, UNAVAILABLE, Reply, StorageRequest
 from dynalab.ring import META_GROUP, meta_voters
 
 _LEADER_ONLY = ("Write", "BatchWrite", "DropTable", "Meta")
@@ -80,6 +81,10 @@ class FakeCluster:
             return Reply(error_type=NOT_LEADER, leader_hint=other)
         if needs_leader and node_id != leader:
             return Reply(error_type=NOT_LEADER, leader_hint=leader)
+        if request.operation == "Meta" and "after_epoch" in body:
+            held = await self._hold_watch(node_id, group, body, timeout_ms)
+            if held is not None:
+                return held
         try:
             answer = getattr(self, "_" + request.operation.lower())(group, body)
         except ConditionalCheckFailedException as exc:
@@ -148,6 +153,23 @@ class FakeCluster:
         return key
 
     # ------------------------------------------------------------------------------- metadata
+
+    async def _hold_watch(self, node_id: str, group: Partition, body: dict[str, Any],
+                          timeout_ms: int) -> Reply | None:
+        """A Catalog watch, as node/service.py holds it: until the epoch passes after_epoch,
+        wait_ms passes or leadership moves (NotLeader); None: answer the catalog. The fake's
+        state is plain fields that tests change directly, so it is looked at every 10 ms. An
+        attempt timeout shorter than the wait is the transport's TIMEOUT, as over gRPC."""
+        loop = asyncio.get_running_loop()
+        hold_ms = min(int(body.get("wait_ms", 0)), timeout_ms)
+        end = loop.time() + hold_ms / 1000
+        while self.epoch <= body["after_epoch"] and loop.time() < end:
+            if self.leaders[group.id] != node_id:
+                return Reply(error_type=NOT_LEADER, leader_hint=self.leaders[group.id])
+            await asyncio.sleep(0.01)
+        if self.epoch <= body["after_epoch"] and timeout_ms < int(body.get("wait_ms", 0)):
+            return Reply(error_type=TIMEOUT, error_message=f"no answer in {timeout_ms} ms")
+        return None
 
     def _meta(self, group: Partition, body: dict[str, Any]) -> dict[str, Any]:
         op = body["op"]

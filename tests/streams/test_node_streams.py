@@ -156,6 +156,9 @@ class _Driver:
     def leader(self, group: str) -> str:
         return "n1"
 
+    def on_leader_change(self, listener: object) -> None:
+        return None
+
 
 def test_stream_read_and_range_with_meta_through_the_service(db: StateDB) -> None:
     items = ItemMachine(db, PARTS, "us-east-1")
