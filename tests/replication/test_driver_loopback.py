@@ -8,7 +8,7 @@ from typing import AsyncContextManager, Sequence
 
 import pytest
 
-from replication.driver import DriverConfig, MemoryLogEngine, NotLeader, RaftDriver
+from replication.driver import DriverConfig, GroupWrite, MemoryLogEngine, NotLeader, RaftDriver
 from replication.raft import RaftConfig
 from replication.raft.messages import Message
 from replication.transport import LoopbackNetwork
@@ -27,17 +27,35 @@ RAFT = RaftConfig(election_ticks=10, heartbeat_ticks=2)
 
 
 class GatedEngine(MemoryLogEngine):
-    """A log engine whose fsync (run in the driver's worker thread) waits while its gate is
-    closed: whatever leaves the node meanwhile did not wait for the disk."""
+    """A log engine whose fsync (run in the driver's worker thread) waits, once `hold(index)`
+    was called, while the group commit it makes durable includes an entry at or past `index`:
+    whatever leaves the node meanwhile did not wait for that entry's fsync. Earlier fsyncs
+    (of entries before `index`, possibly still on their way) pass."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
+        self._open = threading.Event()
+        self._open.set()
+        self._hold_from: int | None = None
+        self._written = 0  # the highest entry index written so far
+
+    def hold(self, index: int) -> None:
+        self._hold_from = index
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def write_many(self, writes: Sequence[GroupWrite]) -> bool:
+        for w in writes:
+            if w.entries:
+                self._written = max(self._written, w.entries[-1].index)
+        return super().write_many(writes)
 
     def sync(self) -> None:
-        if not self.gate.wait(10):  # bounded: a test that forgets to open it fails, not hangs
-            raise TimeoutError("gate never opened")
+        if self._hold_from is not None and self._written >= self._hold_from:
+            if not self._open.wait(10):  # bounded: a test that never releases fails, not hangs
+                raise TimeoutError("never released")
 
 
 def cluster(groups: Sequence[str], seed: int, compact_after_entries: int = 10_000,
@@ -52,19 +70,24 @@ def _holds(c: LoopbackCluster, node: str, group: str, index: int) -> bool:
     return c.engines[node].store(group).last_index() >= index
 
 
+def _gated(c: LoopbackCluster, node: str) -> GatedEngine:
+    engine = c.engines[node]
+    assert isinstance(engine, GatedEngine)
+    return engine
+
+
 def test_a_leader_sends_its_entries_while_its_own_fsync_is_under_way() -> None:
     async def scenario() -> None:
         async with cluster(["p0"], seed=11, engine=GatedEngine) as c:
             leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
-            gate = c.engines[leader].gate  # type: ignore[attr-defined]
             target = c.engines[leader].store("p0").last_index() + 1
-            gate.clear()
+            _gated(c, leader).hold(target)
             write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
             followers = [n for n in NODES if n != leader]
             await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
                              "the followers to hold the entry whose fsync the leader awaits")
             assert not write.done()  # the leader's turn still waits for its disk
-            gate.set()
+            _gated(c, leader).release()
             assert await write == target
     run(scenario, 30)
 
@@ -74,18 +97,17 @@ def test_acks_leave_only_after_the_fsync() -> None:
         async with cluster(["p0"], seed=12, engine=GatedEngine) as c:
             leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
             followers = [n for n in NODES if n != leader]
-            gates = [c.engines[n].gate for n in followers]  # type: ignore[attr-defined]
             target = c.engines[leader].store("p0").last_index() + 1
-            for gate in gates:
-                gate.clear()
+            for n in followers:
+                _gated(c, n).hold(target)
             write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
             await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
                              "the followers to write the entry")
             await asyncio.sleep(5 * TICK_MS / 1000)  # room for an early ack to arrive
             assert not write.done()  # written on both, fsynced on neither: no quorum yet
-            gates[0].set()
+            _gated(c, followers[0]).release()
             assert await write == target  # one follower's fsync and ack make the quorum
-            gates[1].set()
+            _gated(c, followers[1]).release()
     run(scenario, 30)
 
 
