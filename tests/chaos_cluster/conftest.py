@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -19,6 +18,7 @@ from deploy.chaos_setup import prepare_links
 from deploy.specs import write_topology_json
 from dynalab.links import LinkPlan
 from dynalab.topology import AZ, ChaosSpec, NodeSpec, Region, RouterSpec, Topology
+from tests import waiting
 from tests.chaos.helpers import EchoServer
 
 DEADLINE_S = 5.0
@@ -81,12 +81,7 @@ def reachable(address: str, timeout_s: float = 1.0) -> bool:
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = DEADLINE_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+    return waiting.wait_for(condition, timeout_s)
 
 
 @pytest.fixture

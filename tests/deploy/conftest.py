@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -62,15 +61,6 @@ def proc_state(pid: int) -> str | None:
 
 def gone(pid: int) -> bool:
     return proc_state(pid) in (None, "Z", "X")
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from deploy.ports import resolve_ports
 from deploy.supervisor import ProcessSpec, Supervisor, SupervisorError, TcpCheck
 from deploy.topology_yaml import parse_topology
 from dynalab.topology import Topology
-from tests.deploy.conftest import LISTENER, gone, proc_state, python, wait_for
+from tests.deploy.conftest import LISTENER, gone, proc_state, python
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

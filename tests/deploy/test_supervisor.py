@@ -17,9 +17,8 @@ from deploy.supervisor import (
     ClusterRunningError, ProcessRecord, ProcessSpec, ProcessStatus, StartError, Supervisor,
     SupervisorError, TcpCheck,
 )
-from tests.deploy.conftest import (
-    NEVER_HEALTHY, gone, listener_spec, proc_state, python, wait_for,
-)
+from tests.deploy.conftest import NEVER_HEALTHY, gone, listener_spec, proc_state, python
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
