@@ -24,6 +24,8 @@ Streams and global tables (docs/cluster.md): a write that changes an item of a t
 or a global table also stages a change record (node/streams.py) in the same WriteBatch; a global
 table's write also stages the item's version `(ts, origin)` in the `versions` column family (a
 delete keeps it: the tombstone). A plain table's write touches neither: its path is unchanged.
+After an apply call that made records, `on_records` listeners (held StreamReads, node/service.py)
+are told which shards got them.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import hashlib
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import orjson
 from rocksdict import WriteBatch
@@ -58,6 +60,7 @@ _SNAPSHOT_V1 = b"DLI1"
 MAX_REPLICA_CHANGES = 10_000
 _LEN = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+RecordListener = Callable[[str, set[str]], None]  # (group, ids of tables with new records)
 _FAMILIES = (ITEMS_CF, VERSIONS_CF, STREAMS_CF)  # a snapshot record's tag is the index here
 
 
@@ -152,11 +155,15 @@ class _EntryContext:
     """What applying one entry needs besides the command: where its records go and their
     positions (one entry may make several records)."""
 
-    def __init__(self, group: str, index: int, now_ms: int, staged: _Staged) -> None:
+    def __init__(self, group: str, index: int, now_ms: int, staged: _Staged,
+                 recorded: set[str]) -> None:
         self.group = group
         self.index = index
         self.now_ms = now_ms
         self.staged = staged
+        # The tables with a record in this apply call (shared by its entries; one that fails
+        # after recording leaves its table here: a wake-up for nothing, which waiters re-check).
+        self.recorded = recorded
         self._records = 0
 
     def record(self, table: str, keys: Item, old: bytes | None, new: bytes | None,
@@ -164,6 +171,7 @@ class _EntryContext:
         """Stage the change record of one item change (images as stored JSON bytes)."""
         seq = streams.seq_number(self.index, self._records)
         self._records += 1
+        self.recorded.add(table)
         self.staged.put(STREAMS_CF, streams.record_key(table, self.group, seq),
                         streams.encode_record(seq, keys, old, new, self.now_ms, version))
 
@@ -180,6 +188,13 @@ class ItemMachine:
         self._handles = {ITEMS_CF: db.items_h, VERSIONS_CF: db.versions_h,
                          STREAMS_CF: db.streams_h}
         self.streams = StreamStore(db)
+        self._record_listeners: list[RecordListener] = []
+
+    def on_records(self, listener: RecordListener) -> None:
+        """Call `listener(group, table ids)` after an apply call wrote change records of those
+        tables' shards in `group` (from the driver's turn: it must only note them). Applies that
+        make no record call nothing."""
+        self._record_listeners.append(listener)
 
     # -- what a group owns
 
@@ -211,17 +226,27 @@ class ItemMachine:
         view = _View(self._db)
         wb = self._db.batch()
         results: list[object] = []
+        recorded: set[str] = set()
         last = applied
         for entry in entries:
             if entry.index <= applied:  # applied before a restart: its result went out then
                 results.append(None)
                 continue
-            results.append(self._apply_entry(group, entry, view, wb))
+            results.append(self._apply_entry(group, entry, view, wb, recorded))
             last = entry.index
         if last > applied:
             self._db.stage_applied(wb, group, last)
             self._db.write(wb)
+        if recorded:
+            self._tell_recorded(group, recorded)
         return results
+
+    def _tell_recorded(self, group: str, tables: set[str]) -> None:
+        for listener in self._record_listeners:
+            try:
+                listener(group, tables)
+            except Exception:  # a listener's bug must not fail the apply (and the node)
+                log.exception("change-record listener failed")
 
     def snapshot(self, group: str) -> bytes:
         """Items, versions and change records of the group (DLI2): a replica restored from it
@@ -311,7 +336,8 @@ class ItemMachine:
 
     # -- applying one entry
 
-    def _apply_entry(self, group: str, entry: Entry, view: _View, wb: WriteBatch) -> object:
+    def _apply_entry(self, group: str, entry: Entry, view: _View, wb: WriteBatch,
+                     recorded: set[str]) -> object:
         staged = _Staged(self._db, view)
         try:
             command = orjson.loads(entry.data)
@@ -320,7 +346,8 @@ class ItemMachine:
             now_ms = command.get("now_ms") or 0  # entries from before stamping: time 0
             if isinstance(now_ms, bool) or not isinstance(now_ms, int) or now_ms < 0:
                 raise ValidationException("now_ms must be a non-negative integer")
-            result = self._run(command, _EntryContext(group, entry.index, now_ms, staged))
+            result = self._run(command, _EntryContext(group, entry.index, now_ms, staged,
+                                                       recorded))
         except DynalabError as exc:  # the client's (or a router's) fault: a result, not a crash
             return exc
         except Exception as exc:  # deterministic on every replica, so still only a result

@@ -11,13 +11,19 @@ Who serves what:
   round; otherwise any replica, from its applied state.
 * ReplicaApply: like a write (one proposal for the batch of replicated changes).
 * StreamRead: the leader reads a shard (table, group) from its applied state (docs/cluster.md).
+  With `wait_ms` (the replicators' long poll), an empty page is held until a record of that
+  shard is applied here, `wait_ms` passes, or this replica stops leading the group (then
+  NotLeader, as for a catalog watch); then the page is read as without `wait_ms`. Waking costs
+  the write path one dict lookup per shard that got records, and nothing for writes that make
+  none.
 * Digest (admin, for tests): {"applied", "digest", "streams_digest"} of a group on this
   replica (items and versions; change records).
 * Stats (admin, for measurements): counters of this node since it started: "execute" (Storage
-  stream messages and requests in and out, and the catalog watches held now), "driver"
-  (RaftDriver.stats()), "raft" (per peer: the Raft transport's gRPC batches and messages sent
-  and received), "leaders" (group -> the leader this replica knows), "logstore" (group commits
-  written, and how many were synced) and "statedb_writes" (the state machines' RocksDB writes).
+  stream messages and requests in and out, and the catalog watches and StreamReads held now),
+  "driver" (RaftDriver.stats()), "raft" (per peer: the Raft transport's gRPC batches and
+  messages sent and received), "leaders" (group -> the leader this replica knows), "logstore"
+  (group commits written, and how many were synced) and "statedb_writes" (the state machines'
+  RocksDB writes).
 * Meta Catalog with `after_epoch` (a watch, the routers' and replicators' long poll): the meta
   leader holds it until its applied catalog epoch passes `after_epoch`, `wait_ms` passes, or it
   stops leading (then NotLeader, with the new leader as hint once known); the answer is the
@@ -44,7 +50,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Mapping
 
 import grpc
 import orjson
@@ -95,12 +101,15 @@ class ServiceConfig:
     write_timeout_ms: int = 10_000  # past it the outcome is unknown (the entry may still commit)
     read_timeout_ms: int = 3_000  # a ReadIndex round that takes longer: Unavailable, retry
     # Catalog watches: each is a task and a future on the meta leader; past the limit, new ones
-    # are refused (Unavailable: the watcher backs off). A watch may ask to be held at most
-    # max_watch_ms (more is a ValidationException).
+    # are refused (Unavailable: the watcher backs off). A watch or a held StreamRead may ask to
+    # be held at most max_watch_ms (more is a ValidationException).
     max_catalog_watches: int = 1024
     max_watch_ms: int = 60_000
-    # A leader that lost the meta group answers its watches NotLeader; it waits up to this long
-    # to learn the new leader first, so that the watchers go straight to it.
+    # Held StreamReads (one per shard, table and destination region a replicator ships to): past
+    # the limit a read is answered at once, so its reader falls back to polling.
+    max_held_stream_reads: int = 4096
+    # A leader that lost a group answers its watches and held reads NotLeader; it waits up to
+    # this long to learn the new leader first, so that the callers go straight to it.
     watch_leader_grace_ms: int = 1_000
 
 
@@ -125,8 +134,10 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         self._groups = groups  # the groups this node hosts (fixed while it runs)
         self._config = config
         self._clock = clock
-        self._catalog_watches = _Watches(config.max_catalog_watches)
+        self._catalog_watches = _Watches(config.max_catalog_watches, "catalog watches")
+        self._stream_reads = _Watches(config.max_held_stream_reads, "held stream reads")
         machine.meta.on_change(self._catalog_watches.notify)
+        machine.items.on_records(self._records_applied)
         driver.on_leader_change(self._leader_changed)
         # Storage stream traffic (the Stats admin operation): gRPC messages and requests.
         self._batches_in = self._requests_in = self._batches_out = self._responses_out = 0
@@ -279,15 +290,30 @@ class StorageService(storage_pb2_grpc.StorageServicer):
         meta, driver = self._machine.meta, self._driver
         await self._catalog_watches.wait(
             lambda: meta.epoch() > after or not driver.is_leader(META_GROUP), wait_ms)
-        if not driver.is_leader(META_GROUP) and driver.leader(META_GROUP) is None:
-            # Stepped down, the new leader not known yet (a transfer: its first append is
-            # on its way): wait a moment for the hint rather than answer "no leader".
-            await self._catalog_watches.wait(lambda: driver.leader(META_GROUP) is not None,
-                                             self._config.watch_leader_grace_ms)
+        await self._await_leader_hint(META_GROUP, self._catalog_watches)
+
+    async def _await_leader_hint(self, group: str, watches: _Watches,
+                                 key: Hashable = None) -> None:
+        """If this replica stepped down and the new leader is not known yet (a transfer: its
+        first append is on its way), wait a moment for the hint rather than answer "no
+        leader"."""
+        driver = self._driver
+        if not driver.is_leader(group) and driver.leader(group) is None:
+            await watches.wait(lambda: driver.leader(group) is not None,
+                               self._config.watch_leader_grace_ms, key)
 
     def _leader_changed(self, group: str) -> None:
         if group == META_GROUP:
             self._catalog_watches.notify()
+        elif self._stream_reads.waiting:
+            # Rare (elections, transfers): every held read checks its own group again.
+            self._stream_reads.notify_all()
+
+    def _records_applied(self, group: str, tables: set[str]) -> None:
+        reads = self._stream_reads
+        if reads.waiting:
+            for table in tables:
+                reads.notify((table, group))
 
     async def _propose(self, group: str, data: bytes) -> bytes:
         self._require_leader(group)
@@ -362,17 +388,34 @@ class StorageService(storage_pb2_grpc.StorageServicer):
 
     async def _stream_read(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
         """A page of a shard's change records. The leader answers: every replica holds a correct
-        prefix of the shard, but the leader's is the longest."""
+        prefix of the shard, but the leader's is the longest. With `wait_ms`, an empty page is
+        held first (`_hold_stream_read`); without it (GetRecords) the answer is immediate."""
         group = request.partition
         self._require_partition(group)
         self._require_leader(group)
         table = table_id(body)
-        after = body.get("after")
+        raw_after = body.get("after")
+        after = None if raw_after is None else streams.parse_seq(raw_after)
         limit = _count(body, "limit", _DEFAULT_STREAM_RECORDS, streams.MAX_READ_RECORDS)
         max_bytes = _positive(body, "max_bytes") or _DEFAULT_STREAM_BYTES
-        page = self._machine.items.streams.read(
-            table, group, None if after is None else streams.parse_seq(after), limit, max_bytes)
-        return page.encode()
+        wait_ms = _count(body, "wait_ms", 0, self._config.max_watch_ms)
+        store = self._machine.items.streams
+        page = store.read(table, group, after, limit, max_bytes)
+        if page.records or not wait_ms or not limit or self._stream_reads.full:
+            return page.encode()
+        await self._hold_stream_read(table, group, after, wait_ms)
+        return store.read(table, group, after, limit, max_bytes).encode()
+
+    async def _hold_stream_read(self, table: str, group: str, after: int | None,
+                                wait_ms: int) -> None:
+        """Wait until the shard holds a record after `after`, `wait_ms` passes, or this replica
+        stops leading the group (NotLeader). No Raft traffic: the group may stay quiesced."""
+        store, driver, reads = self._machine.items.streams, self._driver, self._stream_reads
+        key = (table, group)
+        await reads.wait(lambda: not driver.is_leader(group)
+                         or store.has_records_after(table, group, after), wait_ms, key)
+        await self._await_leader_hint(group, reads, key)
+        self._require_leader(group)
 
     async def _digest(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
         group = body.get("group") or request.partition
@@ -394,7 +437,8 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             "node": self._node.id,
             "execute": {"batches_in": self._batches_in, "requests_in": self._requests_in,
                         "batches_out": self._batches_out, "responses_out": self._responses_out,
-                        "catalog_watches": self._catalog_watches.waiting},
+                        "catalog_watches": self._catalog_watches.waiting,
+                        "stream_reads_held": self._stream_reads.waiting},
             "driver": {**{f.name: getattr(driver, f.name) for f in dataclasses.fields(driver)
                           if f.name != "batches_sent"},
                        "batches_sent": dict(driver.batches_sent)},
@@ -443,29 +487,41 @@ class StorageService(storage_pb2_grpc.StorageServicer):
 
 class _Watches:
     """Requests waiting for a condition that only changes when `notify` is called (the applied
-    catalog epoch, the meta leadership). `notify` wakes every waiter; each checks its own
-    condition again. At most `limit` wait at once. A waiter whose stream closes is cancelled
-    with its task (Execute cancels a closed stream's tasks) and leaves nothing behind."""
+    catalog epoch, a shard's records, leadership). Each waits under a key (the catalog's:
+    None; a held StreamRead's: its (table, group)); `notify(key)` wakes that key's waiters (a
+    dict lookup when there are none), `notify_all` every waiter; each checks its own condition
+    again. At most `limit` wait at once. A waiter whose stream closes is cancelled with its
+    task (Execute cancels a closed stream's tasks) and leaves nothing behind."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, what: str) -> None:
         self._limit = limit
+        self._what = what  # for the refusal when full
         self._waiting = 0
-        self._futures: set[asyncio.Future[None]] = set()
+        self._futures: dict[Hashable, set[asyncio.Future[None]]] = {}
 
     @property
     def waiting(self) -> int:
         return self._waiting
 
-    def notify(self) -> None:
-        futures, self._futures = self._futures, set()
-        for future in futures:
-            if not future.done():
-                future.set_result(None)
+    @property
+    def full(self) -> bool:
+        return self._waiting >= self._limit
 
-    async def wait(self, done: Callable[[], bool], timeout_ms: int) -> None:
+    def notify(self, key: Hashable = None) -> None:
+        futures = self._futures.pop(key, None)
+        if futures:
+            _wake_all(futures)
+
+    def notify_all(self) -> None:
+        every, self._futures = self._futures, {}
+        for futures in every.values():
+            _wake_all(futures)
+
+    async def wait(self, done: Callable[[], bool], timeout_ms: int,
+                   key: Hashable = None) -> None:
         """Return once `done()` or after `timeout_ms` (Unavailable when full)."""
-        if self._waiting >= self._limit:
-            raise Unavailable(f"this node already holds {self._limit} catalog watches")
+        if self.full:
+            raise Unavailable(f"this node already holds {self._limit} {self._what}")
         self._waiting += 1
         loop = asyncio.get_running_loop()
         try:
@@ -475,13 +531,26 @@ class _Watches:
                         # One future per waiter: cancelling one waiter must not cancel a
                         # future the others await.
                         future = loop.create_future()
-                        self._futures.add(future)
+                        self._futures.setdefault(key, set()).add(future)
                         try:
                             await future
                         finally:
-                            self._futures.discard(future)
+                            self._discard(key, future)
         finally:
             self._waiting -= 1
+
+    def _discard(self, key: Hashable, future: asyncio.Future[None]) -> None:
+        futures = self._futures.get(key)
+        if futures is not None:
+            futures.discard(future)
+            if not futures:  # leave no key behind: every shard ever read would stay
+                del self._futures[key]
+
+
+def _wake_all(futures: set[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class _Page:

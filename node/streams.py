@@ -145,6 +145,18 @@ class StreamStore:
             self._db.scan_records(self._records_after(table, group, after), visit)
         return StreamPage(tuple(records), oldest, newest, trimmed)
 
+    def has_records_after(self, table: str, group: str, after: int | None) -> bool:
+        """Does the shard hold a record with seq > `after`? One seek: a held StreamRead asks
+        this each time its shard gets records."""
+        found = False
+
+        def first(key: bytes, value: bytes) -> bool:
+            nonlocal found
+            found = True
+            return False
+        self._db.scan_records(self._records_after(table, group, after), first)
+        return found
+
     def positions(self, table: str, group: str) -> tuple[int | None, int | None, int | None]:
         """(oldest kept seq, newest kept seq, highest trimmed seq) of a shard."""
         found: list[int] = []

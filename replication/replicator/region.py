@@ -81,10 +81,18 @@ class LocalRegion:
         await self.routing.transport.close()
 
     async def stream_read(self, table_id: str, shard: Partition, after: str | None,
-                          limit: int) -> StreamPage:
-        answer = await self.routing.call_leader(
-            shard, "StreamRead", {"table": table_id, "after": after, "limit": limit},
-            idempotent=True)
+                          limit: int, wait_ms: int = 0, margin_ms: int = 0) -> StreamPage:
+        """A page of the shard's records after `after`. With `wait_ms`, the leader holds an
+        empty page until a record comes (a long poll); the call then allows `wait_ms` +
+        `margin_ms` for its deadline and its one attempt, so a held read is not taken for a
+        lost one."""
+        body: dict[str, Any] = {"table": table_id, "after": after, "limit": limit}
+        hold_ms = None  # None: routing's usual deadline and attempt timeout
+        if wait_ms:
+            body["wait_ms"] = wait_ms
+            hold_ms = wait_ms + margin_ms
+        answer = await self.routing.call_leader(shard, "StreamRead", body, idempotent=True,
+                                                deadline_ms=hold_ms, attempt_timeout_ms=hold_ms)
         return StreamPage(list(answer.get("records") or []), answer.get("latest"),
                           answer.get("trim_horizon"))
 

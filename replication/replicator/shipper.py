@@ -2,10 +2,13 @@
 
 Two coroutines per (destination, table, shard), joined by a bounded queue:
 
-* the reader tails `StreamRead` from the checkpoint (re-polling at once after a full page, after
-  `poll_busy_ms` after a partial one, after `poll_idle_ms` when there was nothing), keeps the
-  records whose origin is this region (the others came from elsewhere: shipping them back would
-  echo), and queues them with the seq they reach;
+* the reader tails `StreamRead` from the checkpoint (reading again at once after a full page,
+  after `poll_busy_ms` after a partial one), keeps the records whose origin is this region (the
+  others came from elsewhere: shipping them back would echo), and queues them with the seq they
+  reach. Every read is a long poll (`stream_wait_ms`): the leader holds an empty page until a
+  record of the shard is applied, so an idle shard costs one call per `stream_wait_ms` and a new
+  record is read as soon as it commits. An empty page that comes back sooner (a node that
+  does not hold reads, or holds too many) is followed by a pause of up to `poll_idle_ms`;
 * the sender takes what is queued (up to `batch_records`), ships it as one batch, retries with
   backoff until the destination acknowledges it, then advances the checkpoint to the batch's
   last seq.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -39,8 +43,15 @@ log = logging.getLogger(__name__)
 class ShipperConfig:
     read_limit: int = 200
     batch_records: int = 500
+    # Empty reads are never repeated more often than this (a node that answers at once).
     poll_idle_ms: int = 100
     poll_busy_ms: int = 10
+    # How long the leader may hold an empty StreamRead (node/service.py; at most 60 s). Each
+    # read's deadline is this plus the margin: room for the leader's wait for a new leader's
+    # hint (1 s) and the round trip. A leader paused without its stream breaking is given up on
+    # then.
+    stream_wait_ms: int = 20_000
+    stream_wait_margin_ms: int = 5_000
     backoff_ms: tuple[int, int] = (50, 1000)
     max_buffered_records: int = 5000
 
@@ -118,9 +129,11 @@ class ShardShipper:
         cursor = self._checkpoints.get(self._dest, self._table_id, self._shard.id)
         backoff = Backoff(*self._config.backoff_ms)
         while True:
+            started_s = time.monotonic()
             try:
-                page = await self._region.stream_read(self._table_id, self._shard, cursor,
-                                                      self._config.read_limit)
+                page = await self._region.stream_read(
+                    self._table_id, self._shard, cursor, self._config.read_limit,
+                    self._config.stream_wait_ms, self._config.stream_wait_margin_ms)
             except TrimmedDataAccessException:
                 # The records after the checkpoint are gone (older than the retention): go on
                 # from the oldest kept; what was trimmed unshipped is lost for this destination.
@@ -137,7 +150,10 @@ class ShardShipper:
             if page.records:
                 cursor = page.records[-1]["seq"]
                 await self._queue_records(page.records, cursor, page.latest)
-            await asyncio.sleep(self._pause_ms(len(page.records)) / 1000)
+            elapsed_ms = (time.monotonic() - started_s) * 1000
+            pause_ms = self._pause_ms(len(page.records), elapsed_ms)
+            if pause_ms:
+                await asyncio.sleep(pause_ms / 1000)
 
     async def _queue_records(self, records: list[dict[str, Any]], cursor: str,
                              latest: str | None) -> None:
@@ -149,10 +165,15 @@ class ShardShipper:
         await self._queue.put(chunk)
         self._lag.unread(self._dest, self._stream, latest is not None and latest != cursor)
 
-    def _pause_ms(self, count: int) -> int:
+    def _pause_ms(self, count: int, elapsed_ms: float) -> float:
+        """How long to wait before the next read, after one that took `elapsed_ms` and got
+        `count` records. An empty read was held until now by the leader: read again at once,
+        unless it came back too soon to have been held."""
         if count >= self._config.read_limit:
             return 0
-        return self._config.poll_busy_ms if count else self._config.poll_idle_ms
+        if count:
+            return self._config.poll_busy_ms
+        return max(0.0, self._config.poll_idle_ms - elapsed_ms)
 
     # -- shipping
 

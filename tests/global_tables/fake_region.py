@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from base64 import b64encode
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from dynalab import layout
 from dynalab.errors import Unavailable
@@ -51,6 +51,10 @@ class FakeRegion(FakeCluster):
         storage_key = layout.item_key(self._id(table), key, schema_of(self.catalog[table]))
         return self.stores[self._group_of(storage_key).id].get(storage_key)
 
+    def shard_of(self, table: str, key: Item) -> Partition:
+        return self._group_of(layout.item_key(self._id(table), key,
+                                              schema_of(self.catalog[table])))
+
     def version(self, table: str, key: Item) -> Version | None:
         return self.versions.get(layout.item_key(self._id(table), key,
                                                  schema_of(self.catalog[table])))
@@ -75,10 +79,16 @@ class FakeRegion(FakeCluster):
 
     # -- node operations
 
+    def _held_until(self, operation: str, group: Partition,
+                    body: dict[str, Any]) -> Callable[[], bool] | None:
+        """A StreamRead with wait_ms is held until the shard has a record after `after`."""
+        if operation == "StreamRead" and body.get("wait_ms"):
+            return lambda: bool(self._fresh(group, body))
+        return super()._held_until(operation, group, body)
+
     def _streamread(self, group: Partition, body: dict[str, Any]) -> dict[str, Any]:
         records = self.streams.get((body["table"], group.id), [])
-        after = body.get("after")
-        fresh = [r for r in records if after is None or r["seq"] > after]
+        fresh = self._fresh(group, body)
         return {"records": fresh[:body.get("limit") or 1000],
                 "trim_horizon": records[0]["seq"] if records else None,
                 "latest": records[-1]["seq"] if records else None}
@@ -114,6 +124,11 @@ class FakeRegion(FakeCluster):
         return answer
 
     # -- helpers
+
+    def _fresh(self, group: Partition, body: dict[str, Any]) -> list[dict[str, Any]]:
+        after = body.get("after")
+        records = self.streams.get((body["table"], group.id), [])
+        return [r for r in records if after is None or r["seq"] > after]
 
     def _hidden(self, key: bytes) -> dict[str, Any] | None:
         version = self.versions.get(key)

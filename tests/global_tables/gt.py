@@ -12,7 +12,9 @@ from typing import Any, Iterable
 from chaos.checkers import CandidateWrite
 from dynalab.links import clock_offset_path
 from replication.replicator.region import LocalRegion
+from tests.cluster_node.harness import StorageClient
 from tests.e2e.cluster import ONE_REGION, Cluster, wait_active, wait_for
+from tests.e2e.failover import node_addresses
 
 A, B = "us-east-1", "eu-west-1"
 
@@ -139,6 +141,32 @@ def merged(*parts: dict[str, list[CandidateWrite]]) -> dict[str, list[CandidateW
 
 def node_ids(cluster: Cluster, region: str) -> list[str]:
     return [n["id"] for n in cluster.info["regions"][region]["nodes"]]
+
+
+def held_stream_reads(cluster: Cluster, region: str) -> int:
+    """The StreamReads `region`'s nodes hold right now (admin `Stats`), summed."""
+    addresses = node_addresses(cluster.topology, region)
+
+    async def ask() -> int:
+        client = StorageClient(addresses)
+        try:
+            replies = [await client.call(node, "Stats", "", {}) for node in addresses]
+            return sum(int(r.json()["execute"]["stream_reads_held"]) for r in replies if r.ok)
+        finally:
+            await client.close()
+    return asyncio.run(ask())
+
+
+def transfer_leader(cluster: Cluster, region: str, group: str, leader: str, to: str) -> None:
+    """Ask `leader` to hand `group` to `to` (admin `TransferLeader`)."""
+    async def ask() -> None:
+        client = StorageClient(node_addresses(cluster.topology, region))
+        try:
+            reply = await client.call(leader, "TransferLeader", group, {"to": to})
+            assert reply.ok, reply
+        finally:
+            await client.close()
+    asyncio.run(ask())
 
 
 def set_clock_offset(cluster: Cluster, nodes: Iterable[str], offset_ms: int) -> None:

@@ -28,7 +28,8 @@ __all__ = ["Pair", "FAST", "eventually", "free_ports", "two_regions", "run"]
 A, B = "us-east-1", "eu-west-1"
 FAST = ReplicatorConfig(
     shipper=ShipperConfig(poll_idle_ms=20, poll_busy_ms=5, backoff_ms=(10, 100), read_limit=50,
-                          batch_records=100, max_buffered_records=500),
+                          batch_records=100, max_buffered_records=500, stream_wait_ms=2000,
+                          stream_wait_margin_ms=500),
     peer=PeerConfig(connect_timeout_ms=300, ack_timeout_ms=2000),
     catalog_watch=WatchConfig(wait_ms=2000, margin_ms=500, min_interval_ms=100,
                               backoff_ms=(10, 100)),

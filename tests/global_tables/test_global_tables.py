@@ -1,10 +1,13 @@
 """Global tables on a real two-region cluster (nodes, routers, replicators as processes),
 driven with boto3: replication both ways, backfill, the causal case under clock skew, concurrent
 writers judged by the convergence checker, a delete racing an older put, kill -9 of a
-replicator mid-stream, removing a replica, the lag report, and the demo."""
+replicator mid-stream, removing a replica, the lag report, the demo, and that a write made while
+the shippers' reads are held by the nodes (long polls) ships at once, also after its shard's
+leader moved."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -14,9 +17,11 @@ from chaos.checkers import check_convergence
 from dynalab.keys import partition_token
 from dynalab.ring import PartitionMap, RingSnapshot
 from tests.e2e.cluster import Cluster, dynalab, wait_for
-from tests.global_tables.gt import (A, B, converged, create_table, drop_global, item_version,
-                                    local_writes, make_global, merged, new_table_name, node_ids,
-                                    replicas_active, scan_all, set_clock_offset, wall_ms)
+from tests.e2e.failover import leader_of
+from tests.global_tables.gt import (A, B, converged, create_table, drop_global,
+                                    held_stream_reads, item_version, local_writes, make_global,
+                                    merged, new_table_name, node_ids, replicas_active, scan_all,
+                                    set_clock_offset, transfer_leader, wall_ms)
 
 pytestmark = pytest.mark.cluster
 
@@ -241,6 +246,47 @@ def test_replicators_killed_mid_stream_lose_nothing(two_regions: Cluster) -> Non
             two_regions.run("restart", "replicator-eu-west-1")
     wait_for(lambda: scan_all(two_regions.client(B), name) == expected, "all 300 items in B", 30)
     assert (two_regions.data_dir / "replication" / A / "checkpoints.json").exists()
+    drop_global(two_regions, name)
+
+
+# Far below the shippers' wait (ShipperConfig.stream_wait_ms, 20 s): a write that reached B in
+# time was read by a held read answered for it, not by one that ended with its wait (which, at
+# most once per wait per shard, could by chance come within the bound: 3 samples make it rare).
+SHIPPED_BOUND_S = 3.0
+
+
+def _shipping_delay_s(cluster: Cluster, name: str, pk: str, value: str) -> float:
+    """Seconds from a PutItem in A until a consistent GetItem in B returns it."""
+    a, b = cluster.client(A), cluster.client(B)
+    started = time.monotonic()
+    a.put_item(TableName=name, Item=_item(pk, v=value))
+    wait_for(lambda: b.get_item(TableName=name, Key={"pk": {"S": pk}}, ConsistentRead=True)
+             .get("Item") == _item(pk, v=value), f"{pk}={value} in B", 15, interval_s=0.01)
+    return time.monotonic() - started
+
+
+def test_writes_made_while_the_reads_are_held_ship_at_once(two_regions: Cluster) -> None:
+    name = new_table_name("held")
+    make_global(two_regions, name)
+    topology = two_regions.topology
+    shards = len(PartitionMap.build(RingSnapshot.for_region(topology, A), topology).partitions)
+
+    def all_held() -> bool:  # A's replicator holds one read per shard of this table (at least)
+        return held_stream_reads(two_regions, A) >= shards
+    wait_for(all_held, "every shard's read held in A", 30, interval_s=0.2)
+    delays = [_shipping_delay_s(two_regions, name, f"k{i}", "held") for i in range(3)]
+    assert max(delays) < SHIPPED_BOUND_S, delays
+
+    # The leader of k0's shard hands it over while the shipper's read is held there: the read
+    # ends (NotLeader) and the shipper holds its next one on the new leader.
+    group, leader = leader_of(two_regions, name, "k0")
+    target = next(n for n in node_ids(two_regions, A) if n != leader)
+    transfer_leader(two_regions, A, group, leader, target)
+    wait_for(lambda: leader_of(two_regions, name, "k0") == (group, target), "the new leader", 15)
+    wait_for(all_held, "every shard's read held again", 30, interval_s=0.2)
+    moved = _shipping_delay_s(two_regions, name, "k0", "after-the-move")
+    assert moved < SHIPPED_BOUND_S, moved
+    print(f"shipping delays {[round(d, 3) for d in delays]} s; after the move {moved:.3f} s")
     drop_global(two_regions, name)
 
 

@@ -266,3 +266,65 @@ def test_a_batch_for_a_table_that_is_not_a_replica_is_refused(tmp_path: Path) ->
             await link.close()
             await pair.stop_all()
     run(scenario)
+
+
+def _long_polled(tmp_path: Path) -> Pair:
+    """A pair whose shippers' reads are held far longer than a test waits: whatever arrives in
+    time was answered by a record, never by the end of a wait."""
+    shipper = dataclasses.replace(FAST.shipper, stream_wait_ms=60_000)
+    return Pair.create(tmp_path, dataclasses.replace(FAST, shipper=shipper))
+
+
+async def _all_reads_held(region: Any, shards: int) -> None:
+    await eventually(lambda: region.held_now["StreamRead"] == shards,
+                     f"the {shards} shards' reads held")
+
+
+def test_idle_shards_are_held_and_a_record_written_meanwhile_ships_at_once(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pair = _long_polled(tmp_path)
+        _global(pair)
+        await pair.start_all()
+        a, b = pair.regions[A], pair.regions[B]
+        shards = len(a.pmap.partitions)
+        try:
+            await _all_reads_held(a, shards)
+            reads_before = len(a.calls_of("StreamRead"))
+            a.put(TABLE, _item("k1", "while-held"))
+            await eventually(lambda: "k1" in b.contents(TABLE), "the item in B", timeout_s=5)
+            await _all_reads_held(a, shards)
+            # Idle shards made no call meanwhile (a 20 ms poll would have made hundreds); the
+            # written one answered its held read and holds a new one (after a partial page).
+            assert len(a.calls_of("StreamRead")) - reads_before <= 2
+            held = [c for c in a.calls_of("StreamRead")[reads_before:]]
+            assert all(c.body["wait_ms"] == 60_000 for c in held), held
+        finally:
+            await pair.stop_all()
+    run(scenario)
+
+
+def test_a_held_read_follows_the_shards_leader_when_it_moves(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pair = _long_polled(tmp_path)
+        _global(pair)
+        await pair.start_all()
+        a, b = pair.regions[A], pair.regions[B]
+        shards = len(a.pmap.partitions)
+        shard = a.shard_of(TABLE, _key("k1"))
+        try:
+            await _all_reads_held(a, shards)
+            reads_before = len(a.calls_of("StreamRead"))
+            old = a.leaders[shard.id]
+            new = a.leaders[shard.id] = next(n for n in shard.replicas if n != old)
+
+            def read_on_new_leader() -> bool:
+                return any(c.partition == shard.id and c.node == new
+                           for c in a.calls_of("StreamRead")[reads_before:])
+            await eventually(read_on_new_leader, "the shard's reader on the new leader")
+            await _all_reads_held(a, shards)
+            a.put(TABLE, _item("k1", "after-the-move"))
+            await eventually(lambda: "k1" in b.contents(TABLE), "the item in B", timeout_s=5)
+        finally:
+            await pair.stop_all()
+    run(scenario)

@@ -16,7 +16,8 @@ import bisect
 import hashlib
 from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
-from typing import Any
+from collections import Counter
+from typing import Any, Callable
 
 import orjson
 
@@ -49,6 +50,7 @@ class FakeCluster:
     down_nodes: set[str] = field(default_factory=set)           # transport-level Unavailable
     unavailable_groups: set[str] = field(default_factory=set)   # node-level Unavailable
     not_leader_once: set[str] = field(default_factory=set)      # next call answers NotLeader
+    held_now: Counter[str] = field(default_factory=Counter)  # operation -> requests held now
 
     def __post_init__(self) -> None:
         self.pmap = PartitionMap.build(RingSnapshot.for_region(self.topology, self.region),
@@ -81,8 +83,10 @@ class FakeCluster:
             return Reply(error_type=NOT_LEADER, leader_hint=other)
         if needs_leader and node_id != leader:
             return Reply(error_type=NOT_LEADER, leader_hint=leader)
-        if request.operation == "Meta" and "after_epoch" in body:
-            held = await self._hold_watch(node_id, group, body, timeout_ms)
+        ready = self._held_until(request.operation, group, body)
+        if ready is not None:
+            held = await self._hold(node_id, request.operation, group, body, timeout_ms,
+                                    ready)
             if held is not None:
                 return held
         try:
@@ -154,20 +158,32 @@ class FakeCluster:
 
     # ------------------------------------------------------------------------------- metadata
 
-    async def _hold_watch(self, node_id: str, group: Partition, body: dict[str, Any],
-                          timeout_ms: int) -> Reply | None:
-        """A Catalog watch, as node/service.py holds it: until the epoch passes after_epoch,
-        wait_ms passes or leadership moves (NotLeader); None: answer the catalog. The fake's
-        state is plain fields that tests change directly, so it is looked at every 10 ms. An
-        attempt timeout shorter than the wait is the transport's TIMEOUT, as over gRPC."""
+    def _held_until(self, operation: str, group: Partition,
+                    body: dict[str, Any]) -> Callable[[], bool] | None:
+        """For a request the leader holds (a long poll): what ends the hold early; None for
+        one answered at once. Here: a Catalog watch, until the epoch passes after_epoch."""
+        if operation == "Meta" and "after_epoch" in body:
+            return lambda: self.epoch > body["after_epoch"]
+        return None
+
+    async def _hold(self, node_id: str, operation: str, group: Partition, body: dict[str, Any],
+                    timeout_ms: int, ready: Callable[[], bool]) -> Reply | None:
+        """Hold a request as node/service.py does: until `ready()`, wait_ms passes or
+        leadership moves (NotLeader); None: answer it. The fake's state is plain fields that
+        tests change directly, so it is looked at every 10 ms. An attempt timeout shorter than
+        the wait is the transport's TIMEOUT, as over gRPC."""
         loop = asyncio.get_running_loop()
         hold_ms = min(int(body.get("wait_ms", 0)), timeout_ms)
         end = loop.time() + hold_ms / 1000
-        while self.epoch <= body["after_epoch"] and loop.time() < end:
-            if self.leaders[group.id] != node_id:
-                return Reply(error_type=NOT_LEADER, leader_hint=self.leaders[group.id])
-            await asyncio.sleep(0.01)
-        if self.epoch <= body["after_epoch"] and timeout_ms < int(body.get("wait_ms", 0)):
+        self.held_now[operation] += 1
+        try:
+            while not ready() and loop.time() < end:
+                if self.leaders[group.id] != node_id:
+                    return Reply(error_type=NOT_LEADER, leader_hint=self.leaders[group.id])
+                await asyncio.sleep(0.01)
+        finally:
+            self.held_now[operation] -= 1
+        if not ready() and timeout_ms < int(body.get("wait_ms", 0)):
             return Reply(error_type=TIMEOUT, error_message=f"no answer in {timeout_ms} ms")
         return None
 

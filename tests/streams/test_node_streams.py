@@ -188,3 +188,17 @@ def test_stream_read_and_range_with_meta_through_the_service(db: StateDB) -> Non
     with_meta = orjson.loads(call("Range", {**bounds, "with_meta": True}).body)["Items"]
     metas = {element[1]["pk"]["S"]: element[2] for element in with_meta}
     assert metas == {a: {"ts": [77, 0], "origin": "us-east-1"}, b: None}
+
+
+def test_record_listeners_hear_of_the_shards_that_got_records_only(db: StateDB) -> None:
+    """What wakes held StreamReads: one call per apply that made records, naming its tables;
+    applies that make none (writes of a table without a stream) call nothing."""
+    items = ItemMachine(db, PARTS, "us-east-1")
+    heard: list[tuple[str, set[str]]] = []
+    items.on_records(lambda group, tables: heard.append((group, set(tables))))
+    a, b = keys_for("low", 2)
+    items.apply("low", [entry(2, "Write", put(a, stream=None))])
+    assert heard == []
+    items.apply("low", [entry(3, "Write", put(a, value="w")), entry(4, "Write", put(b, table=OTHER)),
+                        entry(5, "Write", put(b, stream=None))])
+    assert heard == [("low", {TABLE, OTHER})]
