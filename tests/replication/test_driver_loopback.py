@@ -58,16 +58,36 @@ class GatedEngine(MemoryLogEngine):
                 raise TimeoutError("never released")
 
 
+# For the fsync-gated tests: a leader whose turn waits for its fsync sends no heartbeats, so on
+# a loaded machine a short election timeout could move leadership in the middle of the test.
+PATIENT_RAFT = RaftConfig(election_ticks=100, heartbeat_ticks=2)  # 1-2 s at TICK_MS
+
+
 def cluster(groups: Sequence[str], seed: int, compact_after_entries: int = 10_000,
-            engine: type[MemoryLogEngine] = MemoryLogEngine
+            engine: type[MemoryLogEngine] = MemoryLogEngine, raft: RaftConfig = RAFT
             ) -> AsyncContextManager[LoopbackCluster]:
-    config = DriverConfig(tick_interval_ms=TICK_MS, raft=RAFT,
+    config = DriverConfig(tick_interval_ms=TICK_MS, raft=raft,
                           compact_after_entries=compact_after_entries)
     return started(LoopbackCluster(groups, seed, config, engine))
 
 
-def _holds(c: LoopbackCluster, node: str, group: str, index: int) -> bool:
-    return c.engines[node].store(group).last_index() >= index
+def _holds(c: LoopbackCluster, node: str, group: str, index: int, term: int) -> bool:
+    """Has `node` written the entry (index, term)?"""
+    store = c.engines[node].store(group)
+    return store.last_index() >= index and store.term(index) == term
+
+
+async def _settled_leader(c: LoopbackCluster, group: str) -> tuple[str, int]:
+    """The group's leader and its term, once a first write of the leader is on every replica:
+    the election is over everywhere (a replica that had started one of its own would not
+    have taken the leader's entry)."""
+    leader = (await wait_for_leaders(c.drivers, [group], 10))[group]
+    index = await c.by_id[leader].propose(group, b"warm=up")
+    assert isinstance(index, int)
+    term = c.engines[leader].store(group).term(index)
+    await wait_until(lambda: all(_holds(c, n, group, index, term) for n in NODES), 10,
+                     "the first write on every replica")
+    return leader, term
 
 
 def _gated(c: LoopbackCluster, node: str) -> GatedEngine:
@@ -78,13 +98,13 @@ def _gated(c: LoopbackCluster, node: str) -> GatedEngine:
 
 def test_a_leader_sends_its_entries_while_its_own_fsync_is_under_way() -> None:
     async def scenario() -> None:
-        async with cluster(["p0"], seed=11, engine=GatedEngine) as c:
-            leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
+        async with cluster(["p0"], seed=11, engine=GatedEngine, raft=PATIENT_RAFT) as c:
+            leader, term = await _settled_leader(c, "p0")
             target = c.engines[leader].store("p0").last_index() + 1
             _gated(c, leader).hold(target)
             write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
             followers = [n for n in NODES if n != leader]
-            await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
+            await wait_until(lambda: all(_holds(c, n, "p0", target, term) for n in followers), 10,
                              "the followers to hold the entry whose fsync the leader awaits")
             assert not write.done()  # the leader's turn still waits for its disk
             _gated(c, leader).release()
@@ -94,14 +114,14 @@ def test_a_leader_sends_its_entries_while_its_own_fsync_is_under_way() -> None:
 
 def test_acks_leave_only_after_the_fsync() -> None:
     async def scenario() -> None:
-        async with cluster(["p0"], seed=12, engine=GatedEngine) as c:
-            leader = (await wait_for_leaders(c.drivers, ["p0"], 10))["p0"]
+        async with cluster(["p0"], seed=12, engine=GatedEngine, raft=PATIENT_RAFT) as c:
+            leader, term = await _settled_leader(c, "p0")
             followers = [n for n in NODES if n != leader]
             target = c.engines[leader].store("p0").last_index() + 1
             for n in followers:
                 _gated(c, n).hold(target)
             write = asyncio.ensure_future(c.by_id[leader].propose("p0", b"k=v"))
-            await wait_until(lambda: all(_holds(c, n, "p0", target) for n in followers), 10,
+            await wait_until(lambda: all(_holds(c, n, "p0", target, term) for n in followers), 10,
                              "the followers to write the entry")
             await asyncio.sleep(5 * TICK_MS / 1000)  # room for an early ack to arrive
             assert not write.done()  # written on both, fsynced on neither: no quorum yet
