@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -129,7 +128,7 @@ class ShardShipper:
         cursor = self._checkpoints.get(self._dest, self._table_id, self._shard.id)
         backoff = Backoff(*self._config.backoff_ms)
         while True:
-            started_s = time.monotonic()
+            started_ms = self._now_ms()
             try:
                 page = await self._region.stream_read(
                     self._table_id, self._shard, cursor, self._config.read_limit,
@@ -150,7 +149,7 @@ class ShardShipper:
             if page.records:
                 cursor = page.records[-1]["seq"]
                 await self._queue_records(page.records, cursor, page.latest)
-            elapsed_ms = (time.monotonic() - started_s) * 1000
+            elapsed_ms = self._now_ms() - started_ms
             pause_ms = self._pause_ms(len(page.records), elapsed_ms)
             if pause_ms:
                 await asyncio.sleep(pause_ms / 1000)
