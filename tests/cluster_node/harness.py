@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
 import grpc.aio
@@ -161,6 +161,34 @@ async def running_cluster(root: Path, *extra_args: str,
     finally:
         await client.close()
         cluster.stop_all()
+
+
+@contextlib.contextmanager
+def serving_cluster(root: Path, vnodes: int = 4) -> Iterator[NodeCluster]:
+    """A node cluster, started and serving, for a module's fixture; stopped on the way out."""
+    nodes = NodeCluster(root, make_topology(vnodes))
+    try:
+        nodes.start_all()
+
+        async def serving() -> None:
+            for node in NODE_IDS:
+                await nodes.wait_serving(node)
+        asyncio.run(serving())
+        yield nodes
+    finally:
+        nodes.stop_all()
+
+
+def run_scenario(cluster: NodeCluster, scenario: Callable[[StorageClient], Awaitable[None]],
+                 timeout_s: float) -> None:
+    """Run `scenario` with a fresh client of `cluster`, within `timeout_s`."""
+    async def main() -> None:
+        client = StorageClient({n: cluster.address(n) for n in NODE_IDS})
+        try:
+            await asyncio.wait_for(scenario(client), timeout_s)
+        finally:
+            await client.close()
+    asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------- client

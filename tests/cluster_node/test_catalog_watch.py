@@ -20,8 +20,8 @@ import pytest
 from router.app import Router, RouterConfig
 from router.catalog import WatchConfig
 from router.nodes import GrpcTransport
-from tests.cluster_node.harness import (NODE_IDS, REGION, TABLE_DEF, NodeCluster, Reply,
-                                        StorageClient, make_topology, running_cluster,
+from tests.cluster_node.harness import (NODE_IDS, NodeCluster, REGION, Reply, StorageClient,
+                                        TABLE_DEF, run_scenario, running_cluster, serving_cluster,
                                         wait_until)
 
 pytestmark = pytest.mark.cluster
@@ -32,28 +32,13 @@ CHANGE_BOUND_S = 10.0  # a held watch answers a change well within this
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    nodes = NodeCluster(tmp_path_factory.mktemp("nodes"), make_topology(vnodes=2))
-    try:
-        nodes.start_all()
-
-        async def serving() -> None:
-            for node in NODE_IDS:
-                await nodes.wait_serving(node)
-        asyncio.run(serving())
+    with serving_cluster(tmp_path_factory.mktemp("nodes"), vnodes=2) as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()
 
 
 def run(cluster: NodeCluster, scenario: Callable[[StorageClient], Awaitable[None]],
         timeout_s: float = 90) -> None:
-    async def main() -> None:
-        client = StorageClient({n: cluster.address(n) for n in NODE_IDS})
-        try:
-            await asyncio.wait_for(scenario(client), timeout_s)
-        finally:
-            await client.close()
-    asyncio.run(main())
+    run_scenario(cluster, scenario, timeout_s)
 
 
 def watch_body(after_epoch: Any, wait_ms: Any = LONG_MS) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 12 partition groups plus `meta`), driven over Storage.Execute."""
 from __future__ import annotations
 
-import asyncio
 import base64
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
@@ -11,38 +10,23 @@ import pytest
 
 from dynalab import layout
 from dynalab.values import item_size
-from tests.cluster_node.harness import (NODE_IDS, SCHEMA, TABLE_DEF, NodeCluster, StorageClient,
-                                        all_groups, assert_replicas_agree, create_table,
-                                        get_body, item, key_of, make_topology, put_body,
-                                        range_body, update_body, wait_until)
+from tests.cluster_node.harness import (NODE_IDS, NodeCluster, SCHEMA, StorageClient, TABLE_DEF,
+                                        all_groups, assert_replicas_agree, create_table, get_body,
+                                        item, key_of, put_body, range_body, run_scenario,
+                                        serving_cluster, update_body, wait_until)
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    nodes = NodeCluster(tmp_path_factory.mktemp("nodes"), make_topology(vnodes=4))
-    try:
-        nodes.start_all()
-
-        async def serving() -> None:
-            for node in NODE_IDS:
-                await nodes.wait_serving(node)
-        asyncio.run(serving())
+    with serving_cluster(tmp_path_factory.mktemp("nodes"), vnodes=4) as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()
 
 
 def run(cluster: NodeCluster, scenario: Callable[[StorageClient], Awaitable[None]],
         timeout_s: float = 60) -> None:
-    async def main() -> None:
-        client = StorageClient({n: cluster.address(n) for n in NODE_IDS})
-        try:
-            await asyncio.wait_for(scenario(client), timeout_s)
-        finally:
-            await client.close()
-    asyncio.run(main())
+    run_scenario(cluster, scenario, timeout_s)
 
 
 def followers(cluster: NodeCluster, leader: str) -> list[str]:

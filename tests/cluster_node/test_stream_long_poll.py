@@ -16,8 +16,8 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.cluster_node.harness import (NODE_IDS, SCHEMA, NodeCluster, Reply, StorageClient,
-                                        item, key_of, make_topology, put_body, wait_until)
+from tests.cluster_node.harness import (NODE_IDS, NodeCluster, Reply, SCHEMA, StorageClient, item,
+                                        key_of, put_body, run_scenario, serving_cluster, wait_until)
 
 pytestmark = pytest.mark.cluster
 
@@ -28,28 +28,13 @@ PENDING_CHECK_S = 1.0  # how long a read that must stay held is watched
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    nodes = NodeCluster(tmp_path_factory.mktemp("nodes"), make_topology(vnodes=2))
-    try:
-        nodes.start_all()
-
-        async def serving() -> None:
-            for node in NODE_IDS:
-                await nodes.wait_serving(node)
-        asyncio.run(serving())
+    with serving_cluster(tmp_path_factory.mktemp("nodes"), vnodes=2) as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()
 
 
 def run(cluster: NodeCluster, scenario: Callable[[StorageClient], Awaitable[None]],
         timeout_s: float = 90) -> None:
-    async def main() -> None:
-        client = StorageClient({n: cluster.address(n) for n in NODE_IDS})
-        try:
-            await asyncio.wait_for(scenario(client), timeout_s)
-        finally:
-            await client.close()
-    asyncio.run(main())
+    run_scenario(cluster, scenario, timeout_s)
 
 
 def new_table() -> str:
