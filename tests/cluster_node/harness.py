@@ -191,6 +191,23 @@ def run_scenario(cluster: NodeCluster, scenario: Callable[[StorageClient], Await
     asyncio.run(main())
 
 
+async def held_call(client: StorageClient, node: str, operation: str, partition: str,
+                    body: dict[str, Any], wait_ms: int) -> asyncio.Task[Reply]:
+    """A request `node` may hold up to `wait_ms` (a catalog watch, a long-polled StreamRead),
+    answered in the background; requests sent after this returns go after it on the stream."""
+    task = asyncio.create_task(client.call(node, operation, partition, body,
+                                           timeout_s=wait_ms / 1000 + 10))
+    await asyncio.sleep(0)  # the task queues its request before its first wait
+    return task
+
+
+async def execute_stat(client: StorageClient, node: str, name: str) -> int:
+    """One counter of `node`'s Storage stream (Stats' "execute")."""
+    reply = await client.call(node, "Stats", "", {})
+    assert reply.ok, reply
+    return int(reply.json()["execute"][name])
+
+
 # ---------------------------------------------------------------------------- client
 
 @dataclass(frozen=True)

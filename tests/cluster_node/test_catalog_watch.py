@@ -21,8 +21,8 @@ from router.app import Router, RouterConfig
 from router.catalog import WatchConfig
 from router.nodes import GrpcTransport
 from tests.cluster_node.harness import (NODE_IDS, NodeCluster, REGION, Reply, StorageClient,
-                                        TABLE_DEF, run_scenario, running_cluster, serving_cluster,
-                                        wait_until)
+                                        TABLE_DEF, execute_stat, held_call, run_scenario,
+                                        running_cluster, serving_cluster, wait_until)
 
 pytestmark = pytest.mark.cluster
 
@@ -54,18 +54,11 @@ async def meta_state(client: StorageClient) -> tuple[str, int]:
 
 async def held_watch(client: StorageClient, node: str, after_epoch: int,
                      wait_ms: int = LONG_MS) -> asyncio.Task[Reply]:
-    """A watch sent to `node`, answered in the background; requests sent after this returns
-    go after it on the same stream."""
-    task = asyncio.create_task(client.call(node, "Meta", "meta", watch_body(after_epoch, wait_ms),
-                                           timeout_s=wait_ms / 1000 + 10))
-    await asyncio.sleep(0)  # the task queues its request before its first wait
-    return task
+    return await held_call(client, node, "Meta", "meta", watch_body(after_epoch, wait_ms), wait_ms)
 
 
 async def watches_on(client: StorageClient, node: str) -> int:
-    reply = await client.call(node, "Stats", "", {})
-    assert reply.ok, reply
-    return int(reply.json()["execute"]["catalog_watches"])
+    return await execute_stat(client, node, "catalog_watches")
 
 
 async def answered(task: asyncio.Task[Reply]) -> Reply:

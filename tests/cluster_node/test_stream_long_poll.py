@@ -16,8 +16,9 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.cluster_node.harness import (NODE_IDS, NodeCluster, Reply, SCHEMA, StorageClient, item,
-                                        key_of, put_body, run_scenario, serving_cluster, wait_until)
+from tests.cluster_node.harness import (NODE_IDS, NodeCluster, Reply, SCHEMA, StorageClient,
+                                        execute_stat, held_call, item, key_of, put_body,
+                                        run_scenario, serving_cluster, wait_until)
 
 pytestmark = pytest.mark.cluster
 
@@ -72,19 +73,12 @@ async def shard_leader(client: StorageClient, group: str, table: str) -> str:
 
 async def held_read(client: StorageClient, node: str, group: str, table: str,
                     wait_ms: int = LONG_MS) -> asyncio.Task[Reply]:
-    """A held read sent to `node`, answered in the background; requests sent after this returns
-    go after it on the same stream."""
-    task = asyncio.create_task(client.call(node, "StreamRead", group,
-                                           read_body(table, wait_ms=wait_ms),
-                                           timeout_s=wait_ms / 1000 + 10))
-    await asyncio.sleep(0)  # the task queues its request before its first wait
-    return task
+    return await held_call(client, node, "StreamRead", group, read_body(table, wait_ms=wait_ms),
+                           wait_ms)
 
 
 async def reads_held_on(client: StorageClient, node: str) -> int:
-    reply = await client.call(node, "Stats", "", {})
-    assert reply.ok, reply
-    return int(reply.json()["execute"]["stream_reads_held"])
+    return await execute_stat(client, node, "stream_reads_held")
 
 
 async def answered(task: asyncio.Task[Reply]) -> Reply:
