@@ -114,12 +114,20 @@ class ShardShipper:
         self._queue: asyncio.Queue[_Chunk] = asyncio.Queue(maxsize=chunks)
 
     async def run(self) -> None:
-        reader = asyncio.create_task(self._read())
+        """Read and ship until cancelled. Neither half ends by itself: if one fails, the other
+        is stopped and the failure raised, so that the replicator's reconcile starts the
+        shipper again (a dead reader used to leave the sender waiting on an empty queue)."""
+        reader = asyncio.create_task(self._read(), name=f"read {self._stream}")
+        sender = asyncio.create_task(self._send(), name=f"send {self._stream}")
         try:
-            await self._send()
+            done, _ = await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+            raise RuntimeError(f"shipper of {self._stream} to {self._dest} stopped by itself")
         finally:
-            reader.cancel()
-            await asyncio.wait({reader}, timeout=1.0)  # bounded: a stop must not hang here
+            for task in (reader, sender):
+                task.cancel()
+            await asyncio.wait({reader, sender}, timeout=1.0)  # bounded: a stop must not hang
             self._lag.forget(self._dest, self._stream)
 
     # -- reading the stream

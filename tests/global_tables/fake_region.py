@@ -36,6 +36,7 @@ class FakeRegion(FakeCluster):
     log_index: dict[str, int] = field(default_factory=dict)
     failing_applies: int = 0  # the next n ReplicaApply calls answer Unavailable
     crashing_scans: int = 0  # the next n Range calls raise (a bug: the backfill crashes)
+    crashing_stream_reads: int = 0  # the next n StreamRead calls raise (a bug: a reader dies)
 
     # -- local writes (what a router + leader do for a global table), for the tests
 
@@ -87,6 +88,9 @@ class FakeRegion(FakeCluster):
         return super()._held_until(operation, group, body)
 
     def _streamread(self, group: Partition, body: dict[str, Any]) -> dict[str, Any]:
+        if self.crashing_stream_reads:
+            self.crashing_stream_reads -= 1
+            raise RuntimeError("a bug in reading a stream")
         records = self.streams.get((body["table"], group.id), [])
         fresh = self._fresh(group, body)
         return {"records": fresh[:body.get("limit") or 1000],

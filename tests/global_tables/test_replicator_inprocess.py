@@ -213,6 +213,27 @@ def test_a_crashed_backfill_restarts_while_the_catalog_does_not_change(tmp_path:
     run(scenario)
 
 
+def test_a_shipper_whose_reader_crashed_is_restarted(tmp_path: Path) -> None:
+    """A reader that dies of a bug ends its shipper (its sender no longer waits on an empty
+    queue for ever), so the next reconcile starts the shipper again and nothing is lost."""
+    async def scenario() -> None:
+        config = dataclasses.replace(FAST, catalog_watch=WatchConfig(wait_ms=60_000))
+        pair = Pair.create(tmp_path, config)
+        _global(pair)
+        a, b = pair.regions[A], pair.regions[B]
+        a.crashing_stream_reads = 3
+        await pair.start_all()
+        try:
+            for i in range(10):
+                a.put(TABLE, _item(f"k{i}", "v"))
+            await eventually(lambda: len(b.contents(TABLE)) == 10,
+                             "every write shipped after the readers' crashes")
+            assert a.crashing_stream_reads == 0
+        finally:
+            await pair.stop_all()
+    run(scenario)
+
+
 def test_backfill_copies_existing_items_with_their_versions(tmp_path: Path) -> None:
     async def scenario() -> None:
         pair = Pair.create(tmp_path)
