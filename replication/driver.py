@@ -617,13 +617,14 @@ class RaftDriver:
         same WAL). Acks and votes, which promise durability, leave after the fsync."""
         syncing = asyncio.ensure_future(self._sync(True))
         try:
-            self._send(self._messages(busy, before_sync=True), flush_held=flush_held)
+            self._send(self._messages(busy, before_sync=True), flush_held=False)
             for g, rd in busy:
                 self._apply(g, rd)
         finally:
             await syncing  # even on a failed apply: the worker must be done with the engine
         self._synced(busy)
-        self._send(self._messages(busy, before_sync=False), flush_held=False)
+        # The held heartbeat acks (this turn's among them) and the pings go with this batch.
+        self._send(self._messages(busy, before_sync=False), flush_held=flush_held)
 
     def _messages(self, busy: list[tuple[_Group, Ready]],
                   before_sync: bool | None = None) -> list[GroupMessage[Message]]:
