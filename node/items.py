@@ -42,6 +42,7 @@ from dynalab import layout, writes
 from dynalab.errors import DynalabError, ServerError, ValidationException
 from dynalab.hlc import Timestamp, Version, wins, write_timestamp
 from dynalab.layout import KeyRange
+from dynalab.listeners import Listeners
 from dynalab.ring import Partition
 from dynalab.values import KEY_TYPES, Item, KeySchema, validate_key
 from node import streams
@@ -188,13 +189,14 @@ class ItemMachine:
         self._handles = {ITEMS_CF: db.items_h, VERSIONS_CF: db.versions_h,
                          STREAMS_CF: db.streams_h}
         self.streams = StreamStore(db)
-        self._record_listeners: list[RecordListener] = []
+        self._record_listeners: Listeners[[str, set[str]]] = Listeners(
+            "change-record listener")
 
     def on_records(self, listener: RecordListener) -> None:
         """Call `listener(group, table ids)` after an apply call wrote change records of those
         tables' shards in `group` (from the driver's turn: it must only note them). Applies that
         make no record call nothing."""
-        self._record_listeners.append(listener)
+        self._record_listeners.add(listener)
 
     # -- what a group owns
 
@@ -238,15 +240,8 @@ class ItemMachine:
             self._db.stage_applied(wb, group, last)
             self._db.write(wb)
         if recorded:
-            self._tell_recorded(group, recorded)
+            self._record_listeners.tell(group, recorded)
         return results
-
-    def _tell_recorded(self, group: str, tables: set[str]) -> None:
-        for listener in self._record_listeners:
-            try:
-                listener(group, tables)
-            except Exception:  # a listener's bug must not fail the apply (and the node)
-                log.exception("change-record listener failed")
 
     def snapshot(self, group: str) -> bytes:
         """Items, versions and change records of the group (DLI2): a replica restored from it

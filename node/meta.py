@@ -35,6 +35,7 @@ from dynalab.errors import (
     ServerError,
     ValidationException,
 )
+from dynalab.listeners import Listeners
 from dynalab.ring import META_GROUP
 from node.statedb import StateDB
 from replication.types import Entry, Snapshot
@@ -66,7 +67,7 @@ class MetaMachine:
         self._db = db
         raw = db.get_meta(_CATALOG_KEY)
         self._catalog: Catalog = orjson.loads(raw) if raw else _empty()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: Listeners[[]] = Listeners("catalog listener")
 
     def catalog(self) -> Catalog:
         """The applied catalog (serve it after a read_index for a linearizable answer)."""
@@ -79,7 +80,7 @@ class MetaMachine:
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener()` whenever the applied epoch moves (from the driver's turn, which
         applies: it must only note the change)."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def applied(self) -> int:
         return self._db.applied(META_GROUP)
@@ -117,13 +118,8 @@ class MetaMachine:
         self._tell_if_moved(epoch)
 
     def _tell_if_moved(self, epoch_before: int) -> None:
-        if self.epoch() == epoch_before:
-            return
-        for listener in self._listeners:
-            try:
-                listener()
-            except Exception:  # a listener's bug must not fail the apply (and the node)
-                log.exception("catalog listener failed")
+        if self.epoch() != epoch_before:
+            self._listeners.tell()
 
     # -- commands
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
+from dynalab.listeners import Listeners
 from replication.logstore import LogStore, MemoryLogStore
 from replication.raft import (
     Message,
@@ -217,9 +218,9 @@ class RaftDriver:
         self._sleep = sleep
         self._groups: dict[str, _Group] = {}
         self._awake: dict[str, _Group] = {}  # the groups that are ticked (not parked)
-        self._liveness = PeerLiveness(
-            config.liveness_ping_ticks or PeerLiveness.for_raft(config.raft).ping_ticks,
-            config.liveness_timeout_ticks or PeerLiveness.for_raft(config.raft).timeout_ticks)
+        default = PeerLiveness.for_raft(config.raft)
+        self._liveness = PeerLiveness(config.liveness_ping_ticks or default.ping_ticks,
+                                      config.liveness_timeout_ticks or default.timeout_ticks)
         self._parked_followers: dict[str, dict[str, None]] = defaultdict(dict)  # leader -> groups
         self._incarnation = rng.getrandbits(64).to_bytes(8, "big")  # told in our pings
         self._inbox: list[tuple[str, Sequence[GroupMessage[Message]]]] = []
@@ -235,7 +236,7 @@ class RaftDriver:
         self._counts: Counter[str] = Counter()  # DriverStats fields; a frozen copy on stats()
         self._batches: Counter[str] = Counter()
         self._failure: BaseException | None = None
-        self._leader_listeners: list[Callable[[str], None]] = []
+        self._leader_listeners: Listeners[[str]] = Listeners("leader-change listener")
         transport.set_receiver(self._receive)
 
     # -- public API
@@ -282,7 +283,7 @@ class RaftDriver:
         """Call `listener(group)` from the loop's turn whenever this replica's role in a group,
         or the leader it knows for it, changes (after that turn's entries are applied). It must
         only note the change (no waiting, no raising): it runs inside the driver's turn."""
-        self._leader_listeners.append(listener)
+        self._leader_listeners.add(listener)
 
     def lease_read_ok(self, group: str) -> bool:
         """May a linearizable read of `group` be served from the state machine right now, with no
@@ -693,14 +694,7 @@ class RaftDriver:
             for context in list(g.reads):
                 _settle(g.reads.pop(context), exc=NotLeader(rd.soft_state.leader_id))
         if rd.soft_state is not None:
-            self._tell_leader_change(g.name)
-
-    def _tell_leader_change(self, group: str) -> None:
-        for listener in self._leader_listeners:
-            try:
-                listener(group)
-            except Exception:  # a listener's bug must not stop every group of the node
-                log.exception("leader-change listener failed for group %s", group)
+            self._leader_listeners.tell(g.name)
 
     def _maybe_compact(self, g: _Group) -> None:
         applied = g.core.applied_index
