@@ -207,7 +207,7 @@ class RocksLogStore:
 
     def _stage(self, wb: WriteBatch, write: GroupWrite) -> tuple[_GroupState, bool]:
         """Add `write` to `wb`; return the state this store has once `wb` is written, and
-        whether the write must be synced (see RocksLogEngine.persist_many)."""
+        whether the write must be synced (see RocksLogEngine.write_many)."""
         state = self._state
         must_sync = False
         if write.snapshot is not None and write.snapshot.meta.index > state.meta.index:

@@ -190,7 +190,7 @@ class Catalog:
         answer = await self._routing.call_leader(
             self._routing.meta_group, "Meta",
             {"op": "Catalog", "after_epoch": after, "wait_ms": self._watch.wait_ms},
-            idempotent=True, deadline_ms=hold_ms, attempt_timeout_ms=hold_ms)
+            idempotent=True, held_ms=hold_ms)
         return self._take(answer) > after
 
     async def _fetch(self) -> None:

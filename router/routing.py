@@ -86,12 +86,12 @@ class Routing:
 
     async def call_leader(self, group: Partition, operation: str, body: dict[str, Any], *,
                           idempotent: bool, deadline_ms: int | None = None,
-                          attempt_timeout_ms: int | None = None) -> dict[str, Any]:
+                          held_ms: int | None = None) -> dict[str, Any]:
         """Send to the group's leader, following NotLeader hints; see the module doc. A request
-        the node holds on purpose (a catalog watch) passes an `attempt_timeout_ms` (and a
-        deadline) longer than it is held."""
-        deadline = _now() + (deadline_ms or self.config.deadline_ms) / 1000
-        attempt_ms = attempt_timeout_ms or self.config.attempt_timeout_ms
+        the node holds on purpose (a catalog watch, a long-polled StreamRead) passes `held_ms`,
+        longer than it may be held: its deadline and each attempt's timeout."""
+        deadline = _now() + (held_ms or deadline_ms or self.config.deadline_ms) / 1000
+        attempt_ms = held_ms or self.config.attempt_timeout_ms
         request = StorageRequest(operation, group.id, orjson.dumps(body), self.pmap.epoch)
         target = self.leader_of(group)
         backoff_ms = self.config.backoff_ms[0]

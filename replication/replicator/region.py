@@ -92,7 +92,7 @@ class LocalRegion:
             body["wait_ms"] = wait_ms
             hold_ms = wait_ms + margin_ms
         answer = await self.routing.call_leader(shard, "StreamRead", body, idempotent=True,
-                                                deadline_ms=hold_ms, attempt_timeout_ms=hold_ms)
+                                                held_ms=hold_ms)
         return StreamPage(list(answer.get("records") or []), answer.get("latest"),
                           answer.get("trim_horizon"))
 
