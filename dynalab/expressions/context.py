@@ -1,24 +1,32 @@
 """Compiling the expressions of one request against its ExpressionAttributeNames / Values.
 
 A request's expressions share one `ExpressionContext`: it validates the two maps once, compiles
-each expression (cached: storage nodes compile the same expression for every write they apply),
-remembers which #names and :values were used, and `check_unused()` then raises DynamoDB's error
-for any that no expression used.
+each expression, remembers which #names and :values were used, and `check_unused()` then raises
+DynamoDB's error for any that no expression used.
+
+Clients send the same few expression texts over and over, usually with new :values each time (a
+Query's key values, an update's new value). So each text is parsed once per set of #names and
+per *types* of its :values, into a template (parser.parse_template) that is cached; a request
+then checks its values against the template's rules on contents (BETWEEN's bound order,
+attribute_type's type name) and binds them into the tree. A request whose values break a rule,
+or whose text does not parse, is parsed in full with its own values, which raises exactly the
+error (and picks the same one among several) that parsing it without any cache would.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
-import orjson
-
 from dynalab import values as avs
-from dynalab.errors import SerializationException, ValidationException
+from dynalab.errors import ClientError, SerializationException, ValidationException
 from dynalab.expressions import keycond
 from dynalab.expressions import messages as msg
+from dynalab.expressions.bind import Binder, binder
 from dynalab.expressions.lexer import NAME_REF, VALUE_REF, tokenize
-from dynalab.expressions.parser import CONDITION, PROJECTION, UPDATE, parse
+from dynalab.expressions.parser import (CONDITION, PROJECTION, UPDATE, ValueCheck, parse,
+                                        parse_template)
 from dynalab.expressions.tree import AV, Condition, KeyCondition, Projection, Update
 
 __all__ = ["ExpressionContext", "MAX_EXPRESSION_BYTES"]
@@ -28,8 +36,22 @@ MAX_EXPRESSION_BYTES = 4096
 _NAME_KEY = re.compile(r"#[0-9A-Za-z_]+")
 _VALUE_KEY = re.compile(r":[0-9A-Za-z_]+")
 
+# (ref, what it stands for: a #name's attribute name or a :value's type; None when undefined)
 _Frozen = tuple[tuple[str, str | None], ...]
-_FrozenValues = tuple[tuple[str, bytes | None], ...]
+# A template cache key: (kind, text, parameter, #names, :value types).
+_Key = tuple[str, str, str, _Frozen, _Frozen]
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A cached parse of one text for given #names and :value types."""
+
+    tree: Any  # Value nodes hold placeholders
+    checks: tuple[ValueCheck, ...]
+    bind: Binder
+
+    def holds(self, values: Mapping[str, AV]) -> bool:
+        return all(check.holds(values) for check in self.checks)
 
 
 class ExpressionContext:
@@ -44,10 +66,8 @@ class ExpressionContext:
                  values: Mapping[str, Any] | None = None) -> None:
         self._names = _check_names(names)
         self._values = _check_values(values)
-        # Values enter the compile cache's key as canonical JSON (orjson: the standard library's
-        # json was ~4% of a router's CPU under Query load, where every key value differs).
-        self._frozen = {key: orjson.dumps(av, option=orjson.OPT_SORT_KEYS)
-                        for key, av in self._values.items()}
+        # Only the values' types enter the template cache's key: contents vary per request.
+        self._types = {key: avs.type_of(av) for key, av in self._values.items()}
         self._used_names: set[str] = set()
         self._used_values: set[str] = set()
 
@@ -68,8 +88,14 @@ class ExpressionContext:
 
     def key_condition(self, text: Any, schema: avs.KeySchema) -> KeyCondition:
         """Compile a Query's KeyConditionExpression for the table's or index's key schema."""
-        parameter = "KeyConditionExpression"
-        return keycond.from_condition(self._compile(CONDITION, text, parameter), schema)
+        key = self._key(CONDITION, text, "KeyConditionExpression")
+        if self._template(key) is None:
+            result = keycond.from_condition(self._parse(key), schema)
+        else:
+            # The key schema checks read only the values' types: once per template and schema.
+            result = _key_template(key, schema).bind(self._values)
+        self._use(text)
+        return result
 
     def check_unused(self) -> None:
         """Raise DynamoDB's error for names or values that no compiled expression used."""
@@ -82,6 +108,14 @@ class ExpressionContext:
                                           f"keys: {{{', '.join(unused)}}}")
 
     def _compile(self, kind: str, text: Any, parameter: str) -> Any:
+        key = self._key(kind, text, parameter)
+        template = self._template(key)
+        result = self._parse(key) if template is None else template.bind(self._values)
+        self._use(text)
+        return result
+
+    def _key(self, kind: str, text: Any, parameter: str) -> _Key:
+        """Check the text's size and type; its template cache key for this request's maps."""
         if not isinstance(text, str):
             raise SerializationException(f"{parameter} must be a string")
         if text == "":
@@ -91,11 +125,23 @@ class ExpressionContext:
             raise msg.invalid(parameter, msg.TOO_LONG.format(size=size))
         name_refs, value_refs = _refs(text)
         names = tuple((ref, self._names.get(ref)) for ref in name_refs)
-        values = tuple((ref, self._frozen.get(ref)) for ref in value_refs)
-        result = _compile_cached(kind, text, parameter, names, values)
+        types = tuple((ref, self._types.get(ref)) for ref in value_refs)
+        return kind, text, parameter, names, types
+
+    def _template(self, key: _Key) -> _Template | None:
+        """The cached template, if this request's values pass its checks (None: parse in full)."""
+        template = _template(*key)
+        return template if template is not None and template.holds(self._values) else None
+
+    def _parse(self, key: _Key) -> Any:
+        # No cache: this request's values are part of the outcome (in practice, of its error).
+        kind, text, parameter, _, _ = key
+        return parse(kind, text, parameter, self._names, self._values)
+
+    def _use(self, text: str) -> None:
+        name_refs, value_refs = _refs(text)
         self._used_names.update(name_refs)
         self._used_values.update(value_refs)
-        return result
 
 
 @lru_cache(maxsize=8192)
@@ -108,12 +154,25 @@ def _refs(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @lru_cache(maxsize=8192)
-def _compile_cached(kind: str, text: str, parameter: str, names: _Frozen,
-                    values: _FrozenValues) -> Any:
+def _template(kind: str, text: str, parameter: str, names: _Frozen,
+              types: _Frozen) -> _Template | None:
+    """The template of a text for these #names and :value types; None (cached as well) when it
+    does not parse, so that each such request is parsed once, in full, to report its error."""
     name_map = {ref: name for ref, name in names if name is not None}
-    value_map: dict[str, AV] = {ref: orjson.loads(frozen) for ref, frozen in values
-                                if frozen is not None}
-    return parse(kind, text, parameter, name_map, value_map)
+    type_map = {ref: type_key for ref, type_key in types if type_key is not None}
+    try:
+        parsed = parse_template(kind, text, parameter, name_map, type_map)
+    except ClientError:
+        return None
+    return _Template(parsed.tree, parsed.checks, binder(parsed.tree))
+
+
+@lru_cache(maxsize=4096)
+def _key_template(key: _Key, schema: avs.KeySchema) -> keycond.KeyTemplate:
+    """A KeyConditionExpression's template checked against a key schema (raises its errors)."""
+    template = _template(*key)
+    assert template is not None  # callers come here only for a text that parsed
+    return keycond.template(template.tree, schema)
 
 
 def _check_names(names: Mapping[str, Any] | None) -> dict[str, str]:

@@ -1,9 +1,14 @@
 """Query key conditions: from a parsed KeyConditionExpression (or legacy KeyConditions) to the
 `KeyCondition` a storage engine range-scans, checked against the table's or index's KeySchema.
+
+These checks read the values' types but never their contents, so a KeyConditionExpression parsed
+once as a template (parser.parse_template) is checked once too: `template` gives a `KeyTemplate`
+that turns each request's values into its KeyCondition.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from dynalab import values as avs
 from dynalab.errors import ValidationException
@@ -12,7 +17,7 @@ from dynalab.expressions.tree import (AV, And, AttributeExists, AttributeNotExis
                                       Contains, In, KeyCondition, Not, Operand, Or, Path, Size,
                                       Value)
 
-__all__ = ["from_condition", "from_conditions"]
+__all__ = ["from_condition", "from_conditions", "template", "KeyTemplate"]
 
 # KeyConditionExpression comparator -> legacy operator name; flipped for `:v < key`.
 _OPS = {"=": "EQ", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE"}
@@ -20,13 +25,55 @@ _FLIPPED = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _NOT_INDEXABLE = frozenset({"NULL", "NOT_NULL", "CONTAINS", "NOT_CONTAINS", "IN", "NE"})
 
 Conditions = dict[str, tuple[str, tuple[AV, ...]]]
+_ValueConditions = dict[str, tuple[str, tuple[Value, ...]]]
+
+
+@dataclass(frozen=True)
+class KeyTemplate:
+    """A checked KeyConditionExpression whose values are still :refs."""
+
+    hash_name: str
+    hash_ref: str
+    range_name: str | None
+    op: str | None
+    range_refs: tuple[str, ...]
+
+    def bind(self, values: Mapping[str, AV]) -> KeyCondition:
+        """The KeyCondition for a request's values (of the types the template was checked for)."""
+        return KeyCondition(self.hash_name, values[self.hash_ref], self.range_name, self.op,
+                            tuple([values[ref] for ref in self.range_refs]))
 
 
 def from_condition(condition: Condition, schema: avs.KeySchema) -> KeyCondition:
     """Check a parsed KeyConditionExpression (DynamoDB's restrictions and messages) and shape it."""
-    conditions: Conditions = {}
+    return from_conditions(_contents(_collect_all(condition)), schema)
+
+
+def template(condition: Condition, schema: avs.KeySchema) -> KeyTemplate:
+    """`from_condition` for a template's tree: the same checks and errors, keeping the :refs."""
+    conditions = _collect_all(condition)
+    shaped = from_conditions(_contents(conditions), schema)
+    range_refs: tuple[str, ...] = ()
+    if shaped.range_name is not None:
+        range_refs = tuple(_ref(value) for value in conditions[shaped.range_name][1])
+    return KeyTemplate(shaped.hash_name, _ref(conditions[shaped.hash_name][1][0]),
+                       shaped.range_name, shaped.op, range_refs)
+
+
+def _collect_all(condition: Condition) -> _ValueConditions:
+    conditions: _ValueConditions = {}
     _collect(condition, conditions)
-    return from_conditions(conditions, schema)
+    return conditions
+
+
+def _contents(conditions: _ValueConditions) -> Conditions:
+    return {name: (op, tuple(value.value for value in values))
+            for name, (op, values) in conditions.items()}
+
+
+def _ref(value: Value) -> str:
+    assert value.ref is not None  # a KeyConditionExpression's values are all :refs
+    return value.ref
 
 
 def from_conditions(conditions: Conditions, schema: avs.KeySchema) -> KeyCondition:
@@ -64,7 +111,7 @@ def _check_type(values: tuple[AV, ...], type_key: str) -> None:
                                   "type does not match schema type")
 
 
-def _collect(node: Condition, conditions: Conditions) -> None:
+def _collect(node: Condition, conditions: _ValueConditions) -> None:
     if isinstance(node, And):
         _collect(node.left, conditions)
         _collect(node.right, conditions)
@@ -89,7 +136,7 @@ def _refuse_operators(node: Condition) -> None:
         raise ValidationException(f"Invalid operator used in KeyConditionExpression: {word}")
 
 
-def _key_condition(node: Condition) -> tuple[str, str, tuple[AV, ...]]:
+def _key_condition(node: Condition) -> tuple[str, str, tuple[Value, ...]]:
     """(key name, operator, values) of one comparison, BETWEEN or begins_with."""
     operands: tuple[Operand, ...]
     if isinstance(node, Between):
@@ -116,7 +163,7 @@ def _key_condition(node: Condition) -> tuple[str, str, tuple[AV, ...]]:
     if len(path.elements) > 1:
         raise ValidationException("KeyConditionExpressions cannot have conditions on nested "
                                   "attributes")
-    values = tuple(operand.value for operand in operands if isinstance(operand, Value))
+    values = tuple(operand for operand in operands if isinstance(operand, Value))
     if not word:
         op = _OPS[op if paths[0] == 0 else _FLIPPED[op]]
     name = path.elements[0]

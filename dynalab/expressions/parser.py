@@ -27,11 +27,17 @@ Grammar (keywords case-insensitive, function names case-sensitive):
 
 A predicate without an operator must be a boolean function call; a parenthesised group may hold
 either a condition or an operand, and what it holds decides where it may be used.
+
+Templates: most requests send the same expression text with new :values each time (a Query's
+key values, an update's new value), so `parse_template` parses against the values' types alone.
+Every parsing decision depends only on those types, except two rules on the values' contents
+(BETWEEN's bound order, attribute_type's type name); a template returns those unapplied, as
+`ValueCheck`s to run against each request's values.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, NoReturn
+from typing import Any, Callable, Mapping, NoReturn
 
 from dynalab import values as avs
 from dynalab.expressions import messages as msg
@@ -44,7 +50,8 @@ from dynalab.expressions.tree import (AV, COMPARATORS, AddAction, And, Arith, At
                                       ListAppend, Not, Or, Path, Projection, RemoveAction,
                                       SetAction, Size, Update, Value)
 
-__all__ = ["CONDITION", "UPDATE", "PROJECTION", "parse"]
+__all__ = ["CONDITION", "UPDATE", "PROJECTION", "parse", "parse_template", "Template",
+           "ValueCheck"]
 
 CONDITION = "condition"
 UPDATE = "update"
@@ -102,20 +109,54 @@ _CONDITION_TYPES = (Compare, Between, In, And, Or, Not, AttributeExists, Attribu
                     AttributeType, BeginsWith, Contains)
 
 
+# A rule on the contents of :values: DynamoDB's message when the values break it, else None.
+ValueRule = Callable[..., str | None]
+
+
+@dataclass(frozen=True)
+class ValueCheck:
+    """A rule on the contents of some :values that a template left for each request to apply."""
+
+    rule: ValueRule
+    refs: tuple[str, ...]
+
+    def holds(self, values: Mapping[str, AV]) -> bool:
+        return self.rule(*[values[ref] for ref in self.refs]) is None
+
+
+@dataclass(frozen=True)
+class Template:
+    """An expression parsed against the types of its :values (see `parse_template`)."""
+
+    tree: Any  # its Value nodes hold placeholders ({type: None}), to be replaced per request
+    checks: tuple[ValueCheck, ...]
+
+
 def parse(kind: str, text: str, parameter: str, names: Mapping[str, str],
           values: Mapping[str, AV]) -> Any:
     """Parse `text` as a `kind` expression (CONDITION, UPDATE or PROJECTION) of request parameter
     `parameter`; returns a Condition, Update or Projection. Raises ValidationException."""
-    parser = _Parser(kind, text, parameter, names, values)
-    result = {CONDITION: parser.condition_expression, UPDATE: parser.update_expression,
-              PROJECTION: parser.projection_expression}[kind]()
-    parser.raise_collected()
-    return result
+    return _Parser(kind, text, parameter, names, values).run()
+
+
+def parse_template(kind: str, text: str, parameter: str, names: Mapping[str, str],
+                   types: Mapping[str, str]) -> Template:
+    """`parse` for :values known only by type ({":v": "S"}); the rules on their contents are
+    returned unapplied. When every check holds for some values, `parse` with those values gives
+    the template's tree with them in place of the placeholders.
+
+    Raises ValidationException too, but its message may name a placeholder instead of a value:
+    to report an error, parse again with the request's values.
+    """
+    placeholders = {ref: {type_key: None} for ref, type_key in types.items()}
+    parser = _Parser(kind, text, parameter, names, placeholders, deferred=[])
+    tree = parser.run()
+    return Template(tree, tuple(parser.deferred or ()))
 
 
 class _Parser:
     def __init__(self, kind: str, text: str, parameter: str, names: Mapping[str, str],
-                 values: Mapping[str, AV]) -> None:
+                 values: Mapping[str, AV], deferred: list[ValueCheck] | None = None) -> None:
         self.kind = kind
         self.text = text
         self.tokens = tokenize(text)
@@ -128,6 +169,13 @@ class _Parser:
         self.operators = 0
         self.depth = 0
         self.groups: set[tuple[int, int]] = set()
+        self.deferred = deferred  # None: apply rules on contents now (see check_contents)
+
+    def run(self) -> Any:
+        result = {CONDITION: self.condition_expression, UPDATE: self.update_expression,
+                  PROJECTION: self.projection_expression}[self.kind]()
+        self.raise_collected()
+        return result
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -169,6 +217,17 @@ class _Parser:
         for category in _ORDER[self.kind]:
             if category in self.errors:
                 raise msg.invalid(self.parameter, self.errors[category])
+
+    def check_contents(self, category: int, rule: ValueRule, *operands: Value) -> None:
+        """Apply a rule on the operands' contents, or leave it to each request (template)."""
+        if self.deferred is not None:
+            refs = tuple(operand.ref for operand in operands if operand.ref is not None)
+            assert len(refs) == len(operands)  # parsed values always come from a :ref
+            self.deferred.append(ValueCheck(rule, refs))
+            return
+        message = rule(*[operand.value for operand in operands])
+        if message is not None:
+            self.error(category, message)
 
     def count_operator(self) -> None:
         # Fail fast: counting while descending also bounds the work on hostile input.
@@ -401,9 +460,7 @@ class _Parser:
             self.error(_FUNCTION, msg.OPERAND_TYPE.format(name="attribute_type",
                                                           type=_type_text(type_name)))
             return _INVALID
-        if type_name.value["S"] not in _VALID_TYPE_NAMES:
-            self.error(_FUNCTION, msg.BAD_TYPE_NAME.format(name=type_name.value["S"],
-                                                           valid=msg.VALID_TYPES))
+        self.check_contents(_FUNCTION, _type_name_rule, type_name)
         return AttributeType(operand, type_name)
 
     def size(self, call: _Call) -> Any:
@@ -438,15 +495,15 @@ class _Parser:
         self.check_types("BETWEEN", (operand, low, high), _ORDERED)
         self.check_distinct("BETWEEN", operand, (low, high))
         if isinstance(low, Value) and isinstance(high, Value):
-            self.check_bounds(low.value, high.value)
+            self.check_bounds(low, high)
         return Between(operand, low, high)
 
-    def check_bounds(self, low: AV, high: AV) -> None:
-        texts = {"low": msg.av_text(low), "high": msg.av_text(high)}
-        if avs.type_of(low) != avs.type_of(high):
-            self.error(_FUNCTION, msg.BETWEEN_TYPES.format(**texts))
-        elif (avs.compare(low, high) or 0) > 0:
-            self.error(_FUNCTION, msg.BETWEEN_ORDER.format(**texts))
+    def check_bounds(self, low: Value, high: Value) -> None:
+        if avs.type_of(low.value) != avs.type_of(high.value):
+            self.error(_FUNCTION, msg.BETWEEN_TYPES.format(low=msg.av_text(low.value),
+                                                           high=msg.av_text(high.value)))
+        else:
+            self.check_contents(_FUNCTION, _bounds_order_rule, low, high)
 
     def in_(self, left: Any) -> Any:
         self.count_operator()
@@ -583,6 +640,20 @@ class _Parser:
             self.fail()
         self.check_overlaps(paths)
         return Projection(tuple(paths))
+
+
+def _type_name_rule(type_name: AV) -> str | None:
+    """attribute_type's second operand (an S value) must name a type."""
+    if type_name["S"] in _VALID_TYPE_NAMES:
+        return None
+    return msg.BAD_TYPE_NAME.format(name=type_name["S"], valid=msg.VALID_TYPES)
+
+
+def _bounds_order_rule(low: AV, high: AV) -> str | None:
+    """BETWEEN's bounds (of one type) must not be in descending order."""
+    if (avs.compare(low, high) or 0) <= 0:
+        return None
+    return msg.BETWEEN_ORDER.format(low=msg.av_text(low), high=msg.av_text(high))
 
 
 def _relation(one: Path, two: Path) -> int | None:

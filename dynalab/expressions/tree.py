@@ -5,8 +5,9 @@ and the legacy ones (Expected, AttributeUpdates, ...), so a storage node has one
 
 Trees are frozen dataclasses. Attribute values inside them are wire dicts (`{"S": "x"}`); they
 are never mutated, and anything that copies a value out of a tree into an item copies it, because
-compiled trees are cached and shared between requests. Placeholders (`#n`, `:v`) are kept next
-to what they resolved to so that `to_text` can print a tree back as the expression it came from.
+compiled trees, or their value-free parts, are cached and shared between requests. Placeholders
+(`#n`, `:v`) are kept next to what they resolved to so that `to_text` can print a tree back as the
+expression it came from.
 """
 from __future__ import annotations
 

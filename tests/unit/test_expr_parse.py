@@ -382,12 +382,16 @@ def test_unused_names_and_values_across_the_request() -> None:
     context.check_unused()
 
 
-def test_compiles_are_cached_and_keyed_by_the_values_used() -> None:
+def test_parses_are_cached_and_keyed_by_the_types_of_the_values_used() -> None:
     first = ExpressionContext(None, {":v": {"S": "x"}, ":w": {"S": "1"}}).condition("a = :v")
-    again = ExpressionContext(None, {":v": {"S": "x"}, ":w": {"S": "2"}}).condition("a = :v")
+    again = ExpressionContext(None, {":v": {"S": "x"}, ":w": {"N": "2"}}).condition("a = :v")
     other = ExpressionContext(None, {":v": {"S": "y"}}).condition("a = :v")
-    assert first is again  # :w is not used, so it does not split the cache
+    number = ExpressionContext(None, {":v": {"N": "1"}}).condition("a = :v")
+    # One parse (a shared template: its value-free parts are shared) whatever the contents, or
+    # the type of an unused value; each request's tree holds its own values.
+    assert first == again and first.left is again.left is other.left
     assert other.right.value == {"S": "y"} and first.right.value == {"S": "x"}
+    assert number.left is not first.left and number.right.value == {"N": "1"}
 
 
 def test_compiled_trees_are_frozen() -> None:

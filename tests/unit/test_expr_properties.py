@@ -12,7 +12,7 @@ import itertools
 from decimal import Decimal
 from typing import Any, Callable
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dynalab import numbers
@@ -22,7 +22,9 @@ from dynalab.expressions import (AddAction, And, Arith, AttributeExists, Attribu
                                  AttributeType, BeginsWith, Between, Compare, Contains,
                                  DeleteAction, ExpressionContext, IfNotExists, In, ListAppend,
                                  Not, Or, Path, Projection, RemoveAction, SetAction, Size, Update,
-                                 Value, apply_update, evaluate, is_reserved, project, to_text)
+                                 Value, apply_update, evaluate, is_reserved, keycond, project,
+                                 to_text)
+from dynalab.expressions.parser import CONDITION, PROJECTION, UPDATE, parse
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -491,3 +493,68 @@ def test_only_client_errors_escape(drawn: tuple[str, Any, Any, str, dict[str, An
         ctx.check_unused()
     except ClientError:
         pass
+
+
+# -- the template cache agrees with parsing every request anew ---------------------------------
+
+TYPE_NAMES = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "STRING"]
+# New contents for a value of each type (S often a type name: attribute_type's check can pass).
+SAME_TYPE: dict[str, st.SearchStrategy[Any]] = {
+    **SCALARS, "L": LISTS,
+    "S": st.one_of(SCALARS["S"], st.sampled_from(TYPE_NAMES).map(lambda name: {"S": name})),
+}
+KINDS = {"condition": (CONDITION, "ConditionExpression"), "key": (CONDITION,
+                                                                  "KeyConditionExpression"),
+         "update": (UPDATE, "UpdateExpression"), "projection": (PROJECTION,
+                                                                "ProjectionExpression")}
+KEY_SCHEMA = avs.KeySchema("a", "S", "b", "N")
+
+
+@st.composite
+def same_types(draw: Any, values: Any) -> Any:
+    """`values` with new contents of the same types (what a client's next request sends)."""
+    if not isinstance(values, dict):
+        return values
+    fresh = {}
+    for ref, raw in values.items():
+        try:
+            type_key = avs.type_of(avs.parse_value(raw))
+        except ClientError:
+            type_key = ""
+        fresh[ref] = draw(SAME_TYPE[type_key]) if type_key in SAME_TYPE else raw
+    return fresh
+
+
+def _compiled(kind: str, text: str, names: Any, values: Any) -> Any:
+    context = ExpressionContext(names, values)
+    if kind == "key":
+        return context.key_condition(text, KEY_SCHEMA)
+    return {"condition": context.condition, "update": context.update,
+            "projection": context.projection}[kind](text)
+
+
+def _parsed_anew(kind: str, text: str, names: Any, values: Any) -> Any:
+    ExpressionContext(names, values)  # the maps' own errors
+    parsed = {ref: avs.parse_value(raw) for ref, raw in (values or {}).items()}
+    parse_kind, parameter = KINDS[kind]
+    tree = parse(parse_kind, text, parameter, names or {}, parsed)
+    return keycond.from_condition(tree, KEY_SCHEMA) if kind == "key" else tree
+
+
+def _result(call: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", call())
+    except ClientError as error:
+        return ("error", type(error), error.message)
+
+
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_cached_compiles_agree_with_uncached_parses(data: st.DataObject) -> None:
+    text, names, values, kind, _ = data.draw(client_inputs())
+    assume(text != "")  # refused before any parse
+    again = data.draw(same_types(values))
+    _result(lambda: _compiled(kind, text, names, values))  # caches these types' template
+    expected = _result(lambda: _parsed_anew(kind, text, names, again))
+    assert _result(lambda: _compiled(kind, text, names, again)) == expected
