@@ -581,7 +581,8 @@ class _Page:
 
     def encode(self) -> bytes:
         more = b"true" if self.more else b"false"
-        return b'{"Items":[' + b",".join(self._parts) + b'],"more":' + more + b"}"
+        return (b'{"Items":[' + b",".join(self._parts) + b'],"more":' + more + b',"bytes":'
+                + str(self._bytes).encode() + b"}")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -24,7 +24,7 @@ from dynalab.errors import ServerError, ValidationException
 from dynalab.expressions import CompiledRequest, compile_request, evaluate, project
 from dynalab.layout import KeyRange
 from dynalab.ring import RING_SIZE, Partition, PartitionMap
-from dynalab.values import Item, item_size, validate_key
+from dynalab.values import Item, validate_key
 from router.catalog import TableInfo
 from router.items import b64
 from router.params import (MAX_PAGE_BYTES, Checks, capacity_mode, consumed, field_bool, field_int,
@@ -225,7 +225,8 @@ async def _read_range(router: Router, read: _Read, partition: Partition, bounds:
         answer = await routing.call_replica(partition, "Range", request)
     for raw_key, item in answer.get("Items") or ():
         page.read.append((_unb64(raw_key), item))
-        page.bytes_read += item_size(item)
+    # The node summed the items' sizes for its own max_bytes stop: not again here.
+    page.bytes_read += _page_bytes(answer)
     page.more = bool(answer.get("more"))
 
 
@@ -244,6 +245,13 @@ def _response(read: _Read, page: _Page, more: bool) -> dict[str, Any]:
     if entry is not None:
         out["ConsumedCapacity"] = entry
     return out
+
+
+def _page_bytes(answer: dict[str, Any]) -> int:
+    size = answer.get("bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ServerError("a storage node sent a Range page without its size")
+    return size
 
 
 def _unb64(text: Any) -> bytes:

@@ -143,7 +143,7 @@ class FakeCluster:
                 break
             items.append([b64encode(key).decode(), store[key]])
             size += item_size(store[key])
-        return {"Items": items, "more": len(items) < len(chosen)}
+        return {"Items": items, "more": len(items) < len(chosen), "bytes": size}
 
     def _store(self, group: Partition, key: bytes, item: Item | None) -> None:
         if item is None:

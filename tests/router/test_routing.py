@@ -49,7 +49,7 @@ def test_not_leader_is_retried_on_the_hinted_leader_and_remembered() -> None:
         body = {"table": "00" * 8, "low": "", "high": "", "reverse": False, "limit": 1,
                 "max_bytes": 1, "consistent": True}
         assert await routing.call_leader(group, "Range", body, idempotent=True) == {
-            "Items": [], "more": False}
+            "Items": [], "more": False, "bytes": 0}
         tried = [c.node for c in cluster.calls]
         assert tried == [group.replicas[0], cluster.leaders[group.id]]
         assert routing.leader_of(group) == cluster.leaders[group.id] != group.replicas[0]
