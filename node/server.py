@@ -29,7 +29,7 @@ from dynalab.ring import META_GROUP
 from node.meta import MetaMachine
 from node.raft_codec import RaftCodec
 from node.raft_transport import GrpcRaftTransport, TransportConfig
-from node.service import ServiceConfig, StorageService
+from node.service import ServiceConfig, StatsSources, StorageService
 from node.statedb import COLUMN_FAMILIES, StateDB
 from proto import storage_pb2_grpc
 from replication.driver import DriverConfig, RaftDriver
@@ -100,7 +100,8 @@ class StorageNode:
         self.transport = self._make_transport(topology, Path(data_dir))
         self.driver = self._make_driver()
         self.service = StorageService(self.spec, self.driver, self.machine,
-                                      frozenset(self.groups), config.service, self.clock.now_ms)
+                                      frozenset(self.groups), config.service, self.clock.now_ms,
+                                      self._stats_sources())
         self._watcher: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
 
@@ -117,6 +118,11 @@ class StorageNode:
             # looked up when the server starts: the service needs the driver, built later
             services=[lambda server: storage_pb2_grpc.add_StorageServicer_to_server(
                 self.service, server)])
+
+    def _stats_sources(self) -> StatsSources:
+        """The Stats counters of what this node built around the driver (read when asked)."""
+        return StatsSources(raft_peers=self.transport.stats, logstore=lambda: self.engine.stats,
+                            statedb_writes=lambda: self.db.writes)
 
     def _make_driver(self) -> RaftDriver:
         cfg = self._config

@@ -72,11 +72,12 @@ from node.items import encode_command_raw, table_id
 from node.machine import NodeMachine
 from dynalab.ring import META_GROUP
 from node.meta import META_WRITES, stamp_command
+from node.raft_transport import PeerStats
 from proto import storage_pb2, storage_pb2_grpc
 from replication.driver import OutcomeUnknown, RaftDriver
 from replication.raft import NotLeader, ProposalDropped
 
-__all__ = ["StorageService", "ServiceConfig", "NOT_LEADER", "UNAVAILABLE"]
+__all__ = ["StorageService", "ServiceConfig", "StatsSources", "NOT_LEADER", "UNAVAILABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,16 @@ class ServiceConfig:
     watch_leader_grace_ms: int = 1_000
 
 
+@dataclass(frozen=True, slots=True)
+class StatsSources:
+    """The counters in the Stats answer that belong to the parts node/server.py builds around
+    the driver (the driver keeps those parts private), each read when Stats is asked. The
+    defaults, nothing counted, suit a service without them (tests)."""
+    raft_peers: Callable[[], Mapping[str, PeerStats]] = lambda: {}  # the Raft transport's
+    logstore: Callable[[], Mapping[str, int]] = lambda: {}  # the log engine's group commits
+    statedb_writes: Callable[[], int] = lambda: 0  # the state DB's RocksDB writes
+
+
 class _Redirect(Exception):
     """Answer NotLeader with this hint (possibly empty: the group is not hosted here)."""
 
@@ -127,13 +138,14 @@ Handler = Callable[["StorageService", storage_pb2.Request, dict[str, Any]], Awai
 class StorageService(storage_pb2_grpc.StorageServicer):
     def __init__(self, node: NodeSpec, driver: RaftDriver, machine: NodeMachine,
                  groups: frozenset[str], config: ServiceConfig = ServiceConfig(),
-                 clock: Clock = _system_ms) -> None:
+                 clock: Clock = _system_ms, stats: StatsSources = StatsSources()) -> None:
         self._node = node
         self._driver = driver
         self._machine = machine
         self._groups = groups  # the groups this node hosts (fixed while it runs)
         self._config = config
         self._clock = clock
+        self._stats_sources = stats
         self._catalog_watches = _Watches(config.max_catalog_watches, "catalog watches")
         self._stream_reads = _Watches(config.max_held_stream_reads, "held stream reads")
         machine.meta.on_change(self._catalog_watches.notify)
@@ -428,11 +440,7 @@ class StorageService(storage_pb2_grpc.StorageServicer):
                              "streams_digest": items.streams_digest(group)})
 
     async def _stats(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:
-        driver = self._driver.stats()
-        # The transport and log engine are the driver's (server.py builds them); reached
-        # through it only for this admin answer.
-        transport = getattr(self._driver, "_transport", None)
-        raft = transport.stats() if hasattr(transport, "stats") else {}
+        driver, sources = self._driver.stats(), self._stats_sources
         return orjson.dumps({
             "node": self._node.id,
             "execute": {"batches_in": self._batches_in, "requests_in": self._requests_in,
@@ -442,10 +450,11 @@ class StorageService(storage_pb2_grpc.StorageServicer):
             "driver": {**{f.name: getattr(driver, f.name) for f in dataclasses.fields(driver)
                           if f.name != "batches_sent"},
                        "batches_sent": dict(driver.batches_sent)},
-            "raft": {peer: dataclasses.asdict(stats) for peer, stats in raft.items()},
+            "raft": {peer: dataclasses.asdict(stats)
+                     for peer, stats in sources.raft_peers().items()},
             "leaders": {group: self._driver.leader(group) for group in sorted(self._groups)},
-            "logstore": dict(getattr(getattr(self._driver, "_engine", None), "stats", {})),
-            "statedb_writes": getattr(getattr(self._machine.items, "_db", None), "writes", 0),
+            "logstore": dict(sources.logstore()),
+            "statedb_writes": sources.statedb_writes(),
         })
 
     async def _transfer_leader(self, request: storage_pb2.Request, body: dict[str, Any]) -> bytes:

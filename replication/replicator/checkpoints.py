@@ -1,12 +1,13 @@
 """Per-destination stream checkpoints of a replicator, kept across kill -9.
 
 For each destination region, table id and shard: the seq of the last record the destination has
-acknowledged. Updates land in memory at once (`advance`) and reach the disk whole, at most every
-`flush_interval_ms` (`maybe_flush`, and `flush` on a clean stop), by write-temp + fsync + rename +
-fsync of the directory: a crash leaves the previous file or the new one, never a torn one. After a
-crash the replicator resumes from the file and re-ships at most one interval of acknowledged
-records, which LWW makes harmless; it never skips one, because a seq is advanced only after its
-ack.
+acknowledged. Updates land in memory at once (`advance`, which marks the store `dirty` and calls
+`on_dirty`) and reach the disk whole on `flush`, by write-temp + fsync + rename + fsync of the
+directory: a crash leaves the previous file or the new one, never a torn one. When to flush is
+the replicator's (process.py: `checkpoint_flush_ms` after a cursor moves, and on a clean stop).
+After a crash the replicator resumes from the file and re-ships at most the acknowledged records
+of one flush delay, which LWW makes harmless; it never skips one, because a seq is advanced only
+after its ack.
 
 Seqs are the zero-padded decimal strings of docs/cluster.md, so string order is log order;
 `advance` refuses to move a cursor backwards (a late duplicate ack must not undo progress).
@@ -35,16 +36,11 @@ class CheckpointError(RuntimeError):
 
 
 class CheckpointStore:
-    def __init__(self, path: Path, now_ms: Callable[[], float],
-                 flush_interval_ms: int = 100,
-                 on_dirty: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, path: Path, on_dirty: Callable[[], None] = lambda: None) -> None:
         self._path = Path(path)
-        self._now_ms = now_ms
-        self._interval_ms = flush_interval_ms
         self._on_dirty = on_dirty  # told on every change (the flusher waits for one)
         self._cursors: Cursors = _load(self._path)
         self._dirty = False
-        self._flushed_at_ms = -float("inf")
 
     @property
     def path(self) -> Path:
@@ -81,20 +77,14 @@ class CheckpointStore:
         """Every (destination, table id) with a cursor."""
         return {(dest, table) for dest, tables in self._cursors.items() for table in tables}
 
-    def maybe_flush(self) -> bool:
-        """Flush if something changed and the last flush is at least an interval old."""
-        if not self._dirty or self._now_ms() - self._flushed_at_ms < self._interval_ms:
-            return False
-        self.flush()
-        return True
-
     def flush(self) -> None:
+        """Write the cursors if they changed since the last flush (an OSError leaves `dirty`
+        set, so the caller may try again)."""
         if not self._dirty:
             return
         text = json.dumps({"format": FORMAT, "cursors": self._cursors}, sort_keys=True)
         atomic_write_text(self._path, text, durable=True)
         self._dirty = False
-        self._flushed_at_ms = self._now_ms()
 
 
 def _key(seq: str) -> tuple[int, str]:

@@ -87,9 +87,8 @@ class Replicator:
         self._data_dir = Path(data_dir)
         self.local = LocalRegion(topology, region, transport, config.catalog_watch)
         self._checkpoints_moved = asyncio.Event()
-        self.checkpoints = CheckpointStore(checkpoint_path(data_dir, region), _now_ms,
-                                           config.checkpoint_flush_ms,
-                                           self._checkpoints_moved.set)
+        self.checkpoints = CheckpointStore(checkpoint_path(data_dir, region),
+                                           on_dirty=self._checkpoints_moved.set)
         self.lag = LagTracker(region)
         own_id = topology.region(region).replicator_id
         self.links = {r.name: PeerLink(r.name, connect_address(topology, plan, own_id,

@@ -237,7 +237,7 @@ def test_stats_count_the_traffic_and_transfer_leader_moves_a_group(cluster: Node
         stats = (await client.call(leader, "Stats", "", {})).json()
         assert stats["node"] == leader and stats["leaders"][group] == leader
         assert stats["execute"]["requests_in"] >= 1 and stats["driver"]["entries_applied"] >= 1
-        assert stats["logstore"]["synced"] >= 1
+        assert stats["logstore"]["synced"] >= 1 and stats["statedb_writes"] >= 1
         for peer in followers(cluster, leader):
             assert stats["raft"][peer]["batches_sent"] >= 1
             assert stats["raft"][peer]["messages_received"] >= 1

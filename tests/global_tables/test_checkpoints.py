@@ -1,5 +1,6 @@
-"""The replicator's pure-ish parts: the checkpoint store (durable, debounced, never backwards,
-refuses a corrupt file), the lag tracker, and the record/partition helpers."""
+"""The replicator's pure-ish parts: the checkpoint store (durable, written only when dirty, never
+backwards, refuses a corrupt file), the lag tracker, and the record/partition helpers. When the
+replicator flushes the store is tested in test_replicator_inprocess.py."""
 from __future__ import annotations
 
 import json
@@ -20,26 +21,18 @@ from replication.replicator.lag import LagTracker, percentile
 from tests.global_tables.inprocess import two_regions
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.ms = 1000.0
-
-    def __call__(self) -> float:
-        return self.ms
-
-
 def _seq(n: int) -> str:
     return f"{n:021d}"
 
 
 def test_cursors_round_trip_through_the_file(tmp_path: Path) -> None:
     path = tmp_path / "r" / "checkpoints.json"
-    store = CheckpointStore(path, FakeClock())
+    store = CheckpointStore(path)
     assert store.get("eu-west-1", "t1", "p1") is None
     store.advance("eu-west-1", "t1", "p1", _seq(5))
     store.advance("eu-west-1", "t2", "p9", _seq(7))
     store.flush()
-    again = CheckpointStore(path, FakeClock())
+    again = CheckpointStore(path)
     assert again.get("eu-west-1", "t1", "p1") == _seq(5)
     assert again.get("eu-west-1", "t2", "p9") == _seq(7)
     assert again.pairs() == {("eu-west-1", "t1"), ("eu-west-1", "t2")}
@@ -47,7 +40,7 @@ def test_cursors_round_trip_through_the_file(tmp_path: Path) -> None:
 
 
 def test_a_cursor_never_moves_backwards(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path / "c.json", FakeClock())
+    store = CheckpointStore(tmp_path / "c.json")
     store.advance("d", "t", "p", _seq(100))
     store.advance("d", "t", "p", _seq(99))  # a late duplicate ack
     store.advance("d", "t", "p", "99")      # shorter padding must not compare as greater
@@ -56,29 +49,48 @@ def test_a_cursor_never_moves_backwards(tmp_path: Path) -> None:
     assert store.get("d", "t", "p") == _seq(101)
 
 
-def test_flushes_are_debounced_by_the_injected_clock(tmp_path: Path) -> None:
-    clock = FakeClock()
+def test_only_a_change_marks_the_store_dirty_and_only_a_dirty_store_is_written(
+        tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    store = CheckpointStore(path, clock, flush_interval_ms=100)
-    assert not store.maybe_flush()  # nothing to write
-    store.advance("d", "t", "p", _seq(1))
-    assert store.maybe_flush() and path.exists()
+    told: list[None] = []
+    store = CheckpointStore(path, on_dirty=lambda: told.append(None))
+    store.flush()
+    assert not path.exists() and not store.dirty  # nothing to write
     store.advance("d", "t", "p", _seq(2))
-    clock.ms += 50
-    assert not store.maybe_flush() and store.dirty  # too soon
-    assert CheckpointStore(path, FakeClock()).get("d", "t", "p") == _seq(1)
-    clock.ms += 50
-    assert store.maybe_flush() and not store.dirty
-    assert CheckpointStore(path, FakeClock()).get("d", "t", "p") == _seq(2)
+    assert store.dirty and len(told) == 1 and not path.exists()  # in memory until a flush
+    store.advance("d", "t", "p", _seq(1))  # backwards: ignored, so not a change
+    store.forget("d", "other")  # nothing to forget: not a change
+    assert len(told) == 1
+    store.flush()
+    assert not store.dirty and CheckpointStore(path).get("d", "t", "p") == _seq(2)
+    path.unlink()
+    store.flush()  # clean: no write
+    assert not path.exists()
+    store.forget("d", "t")
+    assert store.dirty and len(told) == 2
+
+
+def test_a_failed_flush_leaves_the_store_dirty(tmp_path: Path) -> None:
+    """The replicator's flusher tries again while the store is dirty."""
+    folder = tmp_path / "r"
+    store = CheckpointStore(folder / "c.json")
+    store.advance("d", "t", "p", _seq(1))
+    folder.write_text("a file where the folder should be")
+    with pytest.raises(OSError):
+        store.flush()
+    assert store.dirty
+    folder.unlink()
+    store.flush()
+    assert not store.dirty and CheckpointStore(folder / "c.json").get("d", "t", "p") == _seq(1)
 
 
 def test_forget_drops_a_destination_tables_cursors(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path / "c.json", FakeClock())
+    store = CheckpointStore(tmp_path / "c.json")
     store.advance("d", "t", "p", _seq(1))
     store.advance("d", "u", "p", _seq(1))
     store.forget("d", "t")
     store.flush()
-    again = CheckpointStore(tmp_path / "c.json", FakeClock())
+    again = CheckpointStore(tmp_path / "c.json")
     assert again.get("d", "t", "p") is None and again.get("d", "u", "p") == _seq(1)
 
 
@@ -88,7 +100,7 @@ def test_a_corrupt_file_is_refused_not_silently_reset(tmp_path: Path, text: str)
     path = tmp_path / "c.json"
     path.write_text(text)
     with pytest.raises(CheckpointError):
-        CheckpointStore(path, FakeClock())
+        CheckpointStore(path)
 
 
 def test_a_crash_mid_flush_leaves_the_previous_file(tmp_path: Path) -> None:
@@ -96,10 +108,10 @@ def test_a_crash_mid_flush_leaves_the_previous_file(tmp_path: Path) -> None:
     and holds a cursor the process had acknowledged (write-temp, fsync, rename)."""
     path = tmp_path / "c.json"
     script = textwrap.dedent(f"""
-        import os, signal, time
+        import os, signal
         from pathlib import Path
         from replication.replicator.checkpoints import CheckpointStore
-        store = CheckpointStore(Path({str(path)!r}), lambda: time.monotonic() * 1000, 0)
+        store = CheckpointStore(Path({str(path)!r}))
         for i in range(1, 1_000_000):
             store.advance("d", "t", "p", f"{{i:021d}}")
             store.flush()
@@ -110,7 +122,7 @@ def test_a_crash_mid_flush_leaves_the_previous_file(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
                           timeout=60)
     assert done.returncode == -9
-    assert CheckpointStore(path, FakeClock()).get("d", "t", "p") in (_seq(299), _seq(300))
+    assert CheckpointStore(path).get("d", "t", "p") in (_seq(299), _seq(300))
 
 
 def test_lag_counts_pending_records_and_their_age() -> None:

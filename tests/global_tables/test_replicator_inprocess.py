@@ -10,8 +10,10 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from chaos.checkers import CandidateWrite, check_convergence
+from replication.replicator.checkpoints import CheckpointStore
 from replication.replicator.peer import PeerLink
 from replication.replicator.process import checkpoint_path, lag_path
 from replication.replicator.region import REPLICA_PREFIX, SOURCE_PREFIX
@@ -137,6 +139,38 @@ def test_kill_nine_resumes_from_the_checkpoint_and_loses_nothing(tmp_path: Path)
             reshipped = sum(len(c.body["changes"]) for c in b.calls_of("ReplicaApply")
                             [applies_before:])
             assert reshipped < 200, reshipped
+        finally:
+            await pair.stop_all()
+    run(scenario)
+
+
+def test_the_flusher_writes_once_after_the_checkpoints_move_and_never_while_idle(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pair = Pair.create(tmp_path)
+        # A global table (so that reconcile keeps its cursors), but B's replicator is down:
+        # nothing is acknowledged, so only this test moves a cursor.
+        table_id = pair.regions[A].add_table(TABLE, [A, B])
+        replicator = await pair.start(A)
+        store, path = replicator.checkpoints, checkpoint_path(tmp_path, A)
+        shard = replicator.local.shards()[0].id
+        # Long enough for several flushes, were the flusher on a timer.
+        idle_s = 5 * pair.config.checkpoint_flush_ms / 1000
+        try:
+            with mock.patch.object(store, "flush", wraps=store.flush) as flush:
+                await asyncio.sleep(idle_s)  # an observation window, not a wait for a condition
+                assert flush.call_count == 0 and not path.exists()
+                for n in range(1, 4):  # a burst of moves: one write for all of them
+                    store.advance(B, table_id, shard, f"{n:021d}")
+                await eventually(lambda: flush.call_count == 1 and not store.dirty,
+                                 "the write after the moves", 5)
+                assert CheckpointStore(path).get(B, table_id, shard) == f"{3:021d}"
+                await asyncio.sleep(idle_s)
+                assert flush.call_count == 1
+                store.advance(B, table_id, shard, f"{4:021d}")  # a later move wakes it again
+                await eventually(lambda: flush.call_count == 2 and not store.dirty,
+                                 "the write after the next move", 5)
+                assert CheckpointStore(path).get(B, table_id, shard) == f"{4:021d}"
         finally:
             await pair.stop_all()
     run(scenario)
