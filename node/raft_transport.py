@@ -58,12 +58,10 @@ class TransportConfig:
     # What the server accepts in one message (None: max_batch_bytes + 1 MB). A batch may exceed
     # max_batch_bytes by its last message, so with big entries this must allow for one of them.
     max_receive_bytes: int | None = None
-    # Linger: when most of a peer's recent batches held three messages or more (many groups are
-    # busy at once), wait `linger_ms` before draining, so that the next driver turns' messages
-    # (commit notices, more appends, acks) ride the same batch: fewer gRPC messages, fewer
-    # driver turns on the receiver. A few writers (batches of one or two messages, and a
-    # heartbeat round now and then) never wait. 0 turns it off.
-    linger_ms: float = 3.0
+    # No linger before a batch: a sender drains what queued while it waited for the loop. A
+    # 3 ms linger once saved ~6% of the CPU per write; after the commit notices and pipelined
+    # turns it saved none and added ~20% to PutItem's p99 at half of peak (docs/performance.md,
+    # change 16), so it was removed.
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +76,6 @@ class PeerStats:
     messages_received: int = 0
     bytes_received: int = 0
     batches_rejected: int = 0  # undecodable frames dropped
-    batches_lingered: int = 0  # sent after a linger (TransportConfig.linger_ms)
 
 
 @dataclass(slots=True)
@@ -99,15 +96,13 @@ class _Peer(Generic[M]):
     messages_received: int = 0
     bytes_received: int = 0
     batches_rejected: int = 0
-    batches_lingered: int = 0
-    batch_avg: float = 1.0  # recent messages per batch (see TransportConfig.linger_ms)
 
     @property
     def stats(self) -> PeerStats:
         return PeerStats(self.batches_sent, self.messages_sent, self.messages_dropped,
                          self.streams_opened, self.failures, self.bytes_sent,
                          self.batches_received, self.messages_received, self.bytes_received,
-                         self.batches_rejected, self.batches_lingered)
+                         self.batches_rejected)
 
     def count(self, batches_sent: int = 0, messages_sent: int = 0, messages_dropped: int = 0,
               streams_opened: int = 0, failures: int = 0) -> None:
@@ -237,18 +232,11 @@ class GrpcRaftTransport(Generic[M]):
             call.add_done_callback(lambda _: peer.wake.set())
             peer.count(streams_opened=1)
             try:
-                linger_s = self._config.linger_ms / 1000
                 while True:
                     await self._wait_for_work(peer)
-                    if linger_s > 0 and peer.batch_avg >= 2.5:
-                        await asyncio.sleep(linger_s)
-                        peer.batches_lingered += 1
                     if call.done():
                         raise ConnectionError("stream ended")
                     batch, count = self._drain(peer)
-                    # moving average of min(messages, 3) per batch: >= 2.5 when most of the
-                    # recent batches carried three messages or more
-                    peer.batch_avg += (min(count, 3) - peer.batch_avg) * 0.25
                     try:
                         await call.write(batch)
                     except BaseException:
