@@ -266,7 +266,7 @@ async def _worker(plan: WorkerPlan, queue: Queue[Any], signals: list[StartSignal
             # A full collection walks every object the worker holds: 13-14 ms, twice in a 10 s
             # run at 4,700 GetItem/s, a stall of every connection that the latencies would
             # record as the server's. Frozen before the phase starts, what exists now is not
-            # walked again: 0.4 ms (docs/performance.md).
+            # walked again: 0.3 ms (docs/performance.md, change 17).
             gc.collect()
             gc.freeze()
             queue.put(("ready", plan.worker_index, phase))
