@@ -71,6 +71,15 @@ async def shard_leader(client: StorageClient, group: str, table: str) -> str:
     return leader
 
 
+async def new_shard(cluster: NodeCluster, client: StorageClient,
+                    partition: int = 0) -> tuple[str, str, str]:
+    """A table of the test's own and its shard in the cluster's `partition`-th group:
+    (table id, group, the shard's leader)."""
+    table = new_table()
+    group = cluster.pmap.partitions[partition].id
+    return table, group, await shard_leader(client, group, table)
+
+
 async def held_read(client: StorageClient, node: str, group: str, table: str,
                     wait_ms: int = LONG_MS) -> asyncio.Task[Reply]:
     return await held_call(client, node, "StreamRead", group, read_body(table, wait_ms=wait_ms),
@@ -100,9 +109,8 @@ def pks(reply: Reply) -> list[str]:
 def test_a_held_read_answers_a_record_of_its_shard_only_and_does_not_hold_up_the_stream(
         cluster: NodeCluster) -> None:
     async def scenario(client: StorageClient) -> None:
-        table, other_table = new_table(), new_table()
-        group = cluster.pmap.partitions[0].id
-        leader = await shard_leader(client, group, table)
+        table, group, leader = await new_shard(cluster, client)
+        other_table = new_table()
         held = await held_read(client, leader, group, table)
         # Requests sent after it on the same stream are answered while it is held; a read
         # without wait_ms (GetRecords') answers at once, even with nothing to give.
@@ -145,9 +153,7 @@ async def _holding(client: StorageClient, node: str, count: int) -> bool:
 def test_a_held_read_answers_empty_at_the_end_of_its_wait_and_a_full_page_at_once(
         cluster: NodeCluster) -> None:
     async def scenario(client: StorageClient) -> None:
-        table = new_table()
-        group = cluster.pmap.partitions[1].id
-        leader = await shard_leader(client, group, table)
+        table, group, leader = await new_shard(cluster, client, partition=1)
         started = time.monotonic()
         reply = await client.call(leader, "StreamRead", group, read_body(table, wait_ms=400),
                                   timeout_s=10)
@@ -169,9 +175,7 @@ def test_a_held_read_answers_empty_at_the_end_of_its_wait_and_a_full_page_at_onc
 
 def test_held_reads_the_node_refuses(cluster: NodeCluster) -> None:
     async def scenario(client: StorageClient) -> None:
-        table = new_table()
-        group = cluster.pmap.partitions[0].id
-        leader = await shard_leader(client, group, table)
+        table, group, leader = await new_shard(cluster, client)
         follower = next(n for n in NODE_IDS if n != leader)
         reply = await client.call(follower, "StreamRead", group, read_body(table, wait_ms=100),
                                   timeout_s=5)
@@ -185,9 +189,7 @@ def test_held_reads_the_node_refuses(cluster: NodeCluster) -> None:
 
 def test_a_closed_stream_leaves_no_held_read_behind(cluster: NodeCluster) -> None:
     async def scenario(client: StorageClient) -> None:
-        table = new_table()
-        group = cluster.pmap.partitions[0].id
-        leader = await shard_leader(client, group, table)
+        table, group, leader = await new_shard(cluster, client)
         other = StorageClient({leader: cluster.address(leader)})
         try:
             held = await held_read(other, leader, group, table)
@@ -203,9 +205,7 @@ def test_a_closed_stream_leaves_no_held_read_behind(cluster: NodeCluster) -> Non
 
 def test_a_held_read_answers_not_leader_when_its_group_moves(cluster: NodeCluster) -> None:
     async def scenario(client: StorageClient) -> None:
-        table = new_table()
-        group = cluster.pmap.partitions[0].id
-        leader = await shard_leader(client, group, table)
+        table, group, leader = await new_shard(cluster, client)
         target = next(n for n in NODE_IDS if n != leader)
         held = await held_read(client, leader, group, table)
         assert await reads_held_on(client, leader) >= 1 and not held.done()

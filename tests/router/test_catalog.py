@@ -4,7 +4,8 @@ node that answers at once faster than its minimum interval."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import contextlib
+from typing import Any, AsyncIterator, Callable
 
 import orjson
 
@@ -116,6 +117,16 @@ def watched(transport: Any) -> Catalog:
     return Catalog(Routing(transport, make_topology(), REGION, AZS[0], SHORT_ATTEMPTS), WATCH)
 
 
+@contextlib.asynccontextmanager
+async def running(catalog: Catalog) -> AsyncIterator[Catalog]:
+    """`catalog` with its background watch running; cancelled on the way out."""
+    task = asyncio.create_task(catalog.run())
+    try:
+        yield catalog
+    finally:
+        task.cancel()
+
+
 def add_entry(cluster: FakeCluster, name: str, status: str = "ACTIVE") -> None:
     cluster.catalog[name] = entry(name, status)
     cluster.epoch += 1
@@ -125,16 +136,12 @@ def test_the_watch_takes_each_change_and_is_held_while_nothing_changes() -> None
     async def scenario() -> None:
         cluster = FakeCluster(make_topology(), REGION)
         recorder = Recorder(cluster)
-        catalog = watched(recorder)
-        task = asyncio.create_task(catalog.run())
-        try:
+        async with running(watched(recorder)) as catalog:
             await until(lambda: catalog.fetched, "the first catalog")
             add_entry(cluster, "t")
             await until(lambda: catalog.get("t") is not None, "the change")
             seen = len(recorder.meta)
             await until(lambda: len(recorder.meta) >= seen + 2, "two waits that end unchanged")
-        finally:
-            task.cancel()
         bodies = [body for _, body, _ in recorder.meta]
         assert all(b["op"] == "Catalog" and b["wait_ms"] == WATCH.wait_ms for b in bodies)
         assert bodies[0]["after_epoch"] == -1 and bodies[-1]["after_epoch"] == cluster.epoch
@@ -148,9 +155,7 @@ def test_a_held_watch_follows_the_meta_group_to_its_new_leader() -> None:
     async def scenario() -> None:
         cluster = FakeCluster(make_topology(), REGION)
         recorder = Recorder(cluster)
-        catalog = watched(recorder)
-        task = asyncio.create_task(catalog.run())
-        try:
+        async with running(watched(recorder)) as catalog:
             await until(lambda: catalog.fetched, "the first catalog")
             old = cluster.leaders["meta"]
             new = next(n for n in cluster.groups["meta"].replicas if n != old)
@@ -161,8 +166,6 @@ def test_a_held_watch_follows_the_meta_group_to_its_new_leader() -> None:
             add_entry(cluster, "moved")
             await until(lambda: catalog.get("moved") is not None, "the change, via the new leader")
             assert recorder.meta[-1][0] == new
-        finally:
-            task.cancel()
 
     asyncio.run(scenario())
 
@@ -172,17 +175,13 @@ def test_a_failing_meta_group_is_retried_after_a_bounded_backoff() -> None:
         cluster = FakeCluster(make_topology(), REGION)
         cluster.unavailable_groups.add("meta")
         recorder = Recorder(cluster)
-        catalog = watched(recorder)
-        task = asyncio.create_task(catalog.run())
-        try:
+        async with running(watched(recorder)) as catalog:
             await until(lambda: len(recorder.meta) >= 3 * SHORT_ATTEMPTS.max_attempts,
                         "three failed watches")
             assert not catalog.fetched
             cluster.unavailable_groups.discard("meta")
             add_entry(cluster, "back")
             await until(lambda: catalog.get("back") is not None, "the catalog once meta is back")
-        finally:
-            task.cancel()
 
     asyncio.run(scenario())
 
@@ -191,12 +190,8 @@ def test_a_node_that_answers_watches_at_once_is_polled_at_most_every_min_interva
     """An older node ignores after_epoch and answers an unchanged catalog at once."""
     async def scenario() -> None:
         stub = Unchanging({"epoch": 3, "tables": {"t": entry("t")}})
-        catalog = watched(stub)
-        task = asyncio.create_task(catalog.run())
-        try:
+        async with running(watched(stub)) as catalog:
             await until(lambda: len(stub.times) >= 4, "four calls")
-        finally:
-            task.cancel()
         assert catalog.get("t") is not None
         gaps = [b - a for a, b in zip(stub.times[1:], stub.times[2:])]  # after the first change
         assert all(gap >= WATCH.min_interval_ms / 1000 - 0.01 for gap in gaps), gaps
