@@ -1,6 +1,6 @@
 """The workload engine behind `dynalab bench` (and, later, the chaos experiments' load).
 
-YCSB-style workloads against any DynamoDB endpoint, over aiohttp in worker processes:
+YCSB-style workloads against any DynamoDB endpoint, over HTTP/1.1 in worker processes:
 
     from chaos.workload import BenchSettings, run_benchmark
     result = run_benchmark(BenchSettings(endpoint="http://127.0.0.1:8000", workload="A",
@@ -8,7 +8,7 @@ YCSB-style workloads against any DynamoDB endpoint, over aiohttp in worker proce
     result.run.total.ops_per_s, result.run.total.latency.p99_us
 
 Pieces: `keys` (uniform / scrambled zipfian / latest choosers), `bodies` (pre-built DynamoDB JSON),
-`auth` (botocore-shaped headers, optional real SigV4), `client` (aiohttp), `worker` (one process),
+`auth` (botocore-shaped headers, optional real SigV4), `client` (lean keep-alive HTTP/1.1), `worker` (one process),
 `runner` (phases), `results` and `report` (table, JSON, PNG).
 """
 from chaos.workload.report import format_progress, format_table, write_json, write_png

@@ -1,11 +1,11 @@
-"""One load-generating process: `connections` asyncio tasks sharing one aiohttp session.
+"""One load-generating process: `connections` asyncio tasks sharing one DynamoClient.
 
 The parent starts workers with multiprocessing (spawn) and they report through one queue:
     ("ready", index, phase)                     set up, waiting for the phase's start signal
     ("tick", index, phase, [(second, {op: TallySnapshot})])   finished one-second buckets
     ("done", index, phase, WorkerReport)        totals, request counts, own CPU use
     ("error", index, traceback text)
-A worker runs its phases (load, then run) in turn on one session, so the run phase starts on
+A worker runs its phases (load, then run) in turn on one client, so the run phase starts on
 warm connections. All workers start a phase at one wall-clock instant, so their one-second
 buckets line up.
 """
@@ -276,7 +276,7 @@ async def _worker(plan: WorkerPlan, queue: Queue[Any], signals: list[StartSignal
             start_perf = perf_counter() + (start_at.value - time.time())
             await asyncio.sleep(max(0.0, start_perf - perf_counter()))
             report = await _generate(plan, phase, client, queue, start_perf)
-            # Report before closing the session: closing takes a while and nobody needs to wait.
+            # Report before closing the client: nobody needs to wait for its connections to close.
             queue.put(("done", plan.worker_index, phase, report))
 
 
