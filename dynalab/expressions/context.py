@@ -15,7 +15,6 @@ error (and picks the same one among several) that parsing it without any cache w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -25,7 +24,7 @@ from dynalab.expressions import keycond
 from dynalab.expressions import messages as msg
 from dynalab.expressions.bind import Binder, binder
 from dynalab.expressions.lexer import NAME_REF, VALUE_REF, tokenize
-from dynalab.expressions.parser import (CONDITION, PROJECTION, UPDATE, ValueCheck, parse,
+from dynalab.expressions.parser import (CONDITION, PROJECTION, UPDATE, Template, parse,
                                         parse_template)
 from dynalab.expressions.tree import AV, Condition, KeyCondition, Projection, Update
 
@@ -42,16 +41,8 @@ _Frozen = tuple[tuple[str, str | None], ...]
 _Key = tuple[str, str, str, _Frozen, _Frozen]
 
 
-@dataclass(frozen=True)
-class _Template:
-    """A cached parse of one text for given #names and :value types."""
-
-    tree: Any  # Value nodes hold placeholders
-    checks: tuple[ValueCheck, ...]
-    bind: Binder
-
-    def holds(self, values: Mapping[str, AV]) -> bool:
-        return all(check.holds(values) for check in self.checks)
+# A cached parse of one text for given #names and :value types, and what binds values into it.
+_Cached = tuple[Template, Binder]
 
 
 class ExpressionContext:
@@ -109,8 +100,8 @@ class ExpressionContext:
 
     def _compile(self, kind: str, text: Any, parameter: str) -> Any:
         key = self._key(kind, text, parameter)
-        template = self._template(key)
-        result = self._parse(key) if template is None else template.bind(self._values)
+        cached = self._template(key)
+        result = self._parse(key) if cached is None else cached[1](self._values)
         self._use(text)
         return result
 
@@ -128,10 +119,10 @@ class ExpressionContext:
         types = tuple((ref, self._types.get(ref)) for ref in value_refs)
         return kind, text, parameter, names, types
 
-    def _template(self, key: _Key) -> _Template | None:
+    def _template(self, key: _Key) -> _Cached | None:
         """The cached template, if this request's values pass its checks (None: parse in full)."""
-        template = _template(*key)
-        return template if template is not None and template.holds(self._values) else None
+        cached = _template(*key)
+        return cached if cached is not None and cached[0].holds(self._values) else None
 
     def _parse(self, key: _Key) -> Any:
         # No cache: this request's values are part of the outcome (in practice, of its error).
@@ -155,7 +146,7 @@ def _refs(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 @lru_cache(maxsize=8192)
 def _template(kind: str, text: str, parameter: str, names: _Frozen,
-              types: _Frozen) -> _Template | None:
+              types: _Frozen) -> _Cached | None:
     """The template of a text for these #names and :value types; None (cached as well) when it
     does not parse, so that each such request is parsed once, in full, to report its error."""
     name_map = {ref: name for ref, name in names if name is not None}
@@ -164,15 +155,15 @@ def _template(kind: str, text: str, parameter: str, names: _Frozen,
         parsed = parse_template(kind, text, parameter, name_map, type_map)
     except ClientError:
         return None
-    return _Template(parsed.tree, parsed.checks, binder(parsed.tree))
+    return parsed, binder(parsed.tree)
 
 
 @lru_cache(maxsize=4096)
 def _key_template(key: _Key, schema: avs.KeySchema) -> keycond.KeyTemplate:
     """A KeyConditionExpression's template checked against a key schema (raises its errors)."""
-    template = _template(*key)
-    assert template is not None  # callers come here only for a text that parsed
-    return keycond.template(template.tree, schema)
+    cached = _template(*key)
+    assert cached is not None  # callers come here only for a text that parsed
+    return keycond.template(cached[0].tree, schema)
 
 
 def _check_names(names: Mapping[str, Any] | None) -> dict[str, str]:

@@ -131,6 +131,10 @@ class Template:
     tree: Any  # its Value nodes hold placeholders ({type: None}), to be replaced per request
     checks: tuple[ValueCheck, ...]
 
+    def holds(self, values: Mapping[str, AV]) -> bool:
+        """Whether `values` pass every rule on contents (then the tree with them is `parse`'s)."""
+        return all(check.holds(values) for check in self.checks)
+
 
 def parse(kind: str, text: str, parameter: str, names: Mapping[str, str],
           values: Mapping[str, AV]) -> Any:
