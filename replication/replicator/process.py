@@ -125,6 +125,14 @@ class Replicator:
         self._spawn(self._every(self._config.lag_write_ms, self.write_lag))
 
     async def stop(self) -> None:
+        await self.halt()
+        self.checkpoints.flush()
+        self.write_lag()
+        await self.local.close()
+
+    async def halt(self) -> None:
+        """End every task and close the links, flushing and writing nothing: what a killed
+        process leaves behind (in-process tests stand it for kill -9); `stop` also saves."""
         tasks = [*self._tasks, *self._shippers.values(), *self._backfills.values()]
         self._tasks.clear()
         self._shippers.clear()
@@ -133,10 +141,7 @@ class Replicator:
             task.cancel()
         if tasks:  # bounded: whatever does not end in time is abandoned with the process
             await asyncio.wait(tasks, timeout=5.0)
-        self.checkpoints.flush()
-        self.write_lag()
         await asyncio.gather(*(link.close() for link in self.links.values()))
-        await self.local.close()
 
     # -- what should run
 

@@ -101,13 +101,7 @@ class Pair:
         """As kill -9 leaves it: no checkpoint flush, no goodbye on the streams."""
         replicator = self.replicators.pop(name)
         await self.servers.pop(name).stop(grace=None)
-        tasks = [*replicator._tasks, *replicator._shippers.values(),
-                 *replicator._backfills.values()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5.0)
-        await asyncio.gather(*(link.close() for link in replicator.links.values()))
+        await replicator.halt()
 
     async def stop_all(self) -> None:
         for name in list(self.replicators):
