@@ -44,6 +44,14 @@ class CompiledRequest:
     projection: Projection | None = None
 
 
+# Every parameter compile_request reads, per operation. A request with none of them (most
+# PutItem and DeleteItem requests) has nothing to compile and nothing to get wrong.
+_READS = {operation: (*expression, *legacy_names, "ExpressionAttributeNames",
+                      "ExpressionAttributeValues")
+          for operation, (expression, legacy_names) in PARAMETERS.items()}
+_NOTHING = CompiledRequest()
+
+
 def check_parameters(operation: str, request: Mapping[str, Any]) -> None:
     """DynamoDB's errors for mixing expression and legacy parameters, and for
     ExpressionAttributeNames / Values without an expression that could use them."""
@@ -78,6 +86,8 @@ def compile_request(operation: str, request: Mapping[str, Any],
     Query needs `key_schema` (the table's or the queried index's). Raises ClientError subclasses
     with DynamoDB's messages.
     """
+    if operation != "Query" and all(request.get(name) is None for name in _READS[operation]):
+        return _NOTHING  # what the full path below gives for such a request (tested)
     check_parameters(operation, request)
     context = ExpressionContext(request.get("ExpressionAttributeNames"),
                                 request.get("ExpressionAttributeValues"))

@@ -10,6 +10,7 @@ from dynalab.expressions import (And, AttributeNotExists, Compare, ExpressionCon
                                  KeyCondition, Not, Or, Path, Value, compile_attributes_to_get,
                                  compile_expected, compile_filter, compile_key_conditions,
                                  compile_request, evaluate, matches_key_condition, project)
+from dynalab.expressions.request import PARAMETERS, CompiledRequest
 from dynalab.values import KeySchema
 
 ITEM: dict[str, Any] = {
@@ -291,3 +292,19 @@ def test_compile_request_errors(operation: str, request_: dict[str, Any], error:
 def test_request_errors_are_validation_exceptions() -> None:
     with pytest.raises(ValidationException):
         compile_request("Scan", {"FilterExpression": "a ="})
+
+
+@pytest.mark.parametrize("operation", [op for op in PARAMETERS if op != "Query"])
+def test_a_request_without_expression_parameters_compiles_to_nothing(operation: str) -> None:
+    # The shortcut for such requests must give what the full path gives; a parameter that is
+    # present (even one that is only wrong alone) must still take the full path.
+    expression, legacy_names = PARAMETERS[operation]
+    nulls = {name: None for name in (*expression, *legacy_names, "ExpressionAttributeNames",
+                                     "ExpressionAttributeValues")}
+    assert compile_request(operation, {"TableName": "t", "Key": {}}) == CompiledRequest()
+    assert compile_request(operation, {"TableName": "t", **nulls}) == CompiledRequest()
+    with pytest.raises(ValidationException, match="ExpressionAttributeNames can only be"):
+        compile_request(operation, {"ExpressionAttributeNames": {"#a": "a"}})
+    if "ConditionalOperator" in legacy_names:
+        with pytest.raises(ValidationException):
+            compile_request(operation, {"ConditionalOperator": "AND"})

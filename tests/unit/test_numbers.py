@@ -169,3 +169,22 @@ def test_compare_matches_decimal_order(a: Decimal, b: Decimal) -> None:
     expected = (a > b) - (a < b)
     assert numbers.compare(numbers.render(a), numbers.render(b)) == expected
     assert numbers.compare(str(a), f"{a:e}") == 0
+
+
+@given(st.integers(min_value=-(10**39), max_value=10**39)
+       | st.from_regex(r"[+-]?0*[0-9]{1,40}", fullmatch=True))
+def test_integer_texts_canonicalize_as_through_decimal(text: object) -> None:
+    # canonical() returns plain integers as they are; everything else goes through Decimal.
+    spelled = str(text)
+    try:
+        slow = numbers.render(numbers.parse(spelled))
+    except ValidationException as error:
+        with pytest.raises(ValidationException, match=re.escape(error.message)):
+            numbers.canonical(spelled)
+        return
+    assert numbers.canonical(spelled) == slow
+
+
+def test_canonical_rejects_non_strings_like_parse() -> None:
+    with pytest.raises(ValidationException, match=numbers.NOT_A_NUMBER):
+        numbers.canonical(5)  # type: ignore[arg-type]
