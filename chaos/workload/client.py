@@ -122,7 +122,8 @@ def dechunk(buffer: bytes | bytearray, start: int) -> bytes | None:
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection; `send` one request, await its answer, then the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.is_open = False
         self._buffer = bytearray()
@@ -137,7 +138,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None and self._waiter is None
         self._buffer.clear()
         self._head = None
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         self.transport.write(data)
         return self._waiter
 
@@ -210,12 +211,9 @@ class DynamoClient:
         self._port = url.port or _DEFAULT_PORTS[url.scheme]
         self._ssl = ssl.create_default_context() if url.scheme == "https" else None
         # As botocore signs it: the port only when it is not the scheme's default.
-        host_header = self._host if url.port in (None, _DEFAULT_PORTS[url.scheme]) \
-            else f"{self._host}:{url.port}"
-        if ":" in self._host:  # an IPv6 literal
-            host_header = f"[{self._host}]" if url.port in (None, _DEFAULT_PORTS[url.scheme]) \
-                else f"[{self._host}]:{url.port}"
-        self._host_header = host_header
+        host = f"[{self._host}]" if ":" in self._host else self._host  # an IPv6 literal
+        self._host_header = host if url.port in (None, _DEFAULT_PORTS[url.scheme]) \
+            else f"{host}:{url.port}"
         self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         self._headers = headers
         self._limit = max(1, connections)
@@ -227,8 +225,11 @@ class DynamoClient:
         # (StaticHeaders does; a SigV4 signer makes a new one per request).
         self._heads: dict[str, tuple[Mapping[str, str], bytes]] = {}
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> DynamoClient:
+        # Kept: asyncio.get_running_loop() is a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -242,7 +243,8 @@ class DynamoClient:
                 waiter.cancel()
 
     async def call(self, operation: str, body: bytes) -> Reply:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None, "DynamoClient used outside `async with`"
         try:
             conn = await self._acquire()
         except asyncio.TimeoutError:
@@ -282,8 +284,9 @@ class DynamoClient:
             if conn.is_open:
                 return conn
             self._all.discard(conn)
+        loop = self._loop
+        assert loop is not None
         if len(self._all) >= self._limit:
-            loop = asyncio.get_running_loop()
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
             self._waiters.append(waiter)
             # A timer, not wait_for: a connection handed over as the wait ends is never lost.
@@ -294,10 +297,10 @@ class DynamoClient:
                 timer.cancel()
             if handed is not None:
                 return handed
-        conn = _Connection()
+        conn = _Connection(loop)
         self._all.add(conn)  # counts against the limit from now on, while it connects too
         try:
-            await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+            await asyncio.wait_for(loop.create_connection(
                 lambda: conn, self._host, self._port, ssl=self._ssl,
                 server_hostname=self._host if self._ssl is not None else None),
                 self._timeout_s)
