@@ -25,6 +25,7 @@ import grpc
 import grpc.aio
 import orjson
 
+from deploy.specs import grpc_env
 from dynalab import layout, writes
 from dynalab.ring import Partition, PartitionMap, RingSnapshot
 from dynalab.topology import AZ, NodeSpec, Region, RouterSpec, Topology, topology_to_dict
@@ -94,7 +95,8 @@ class NodeCluster:
             self.procs[node] = subprocess.Popen(
                 [sys.executable, "-m", "node", "--data-dir", str(self.root), "--id", node,
                  *self.extra_args],
-                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **grpc_env()})  # gRPC set up as `dynalab up` sets it
 
     def start_all(self) -> None:
         for node in NODE_IDS:

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from deploy.specs import grpc_env
 from dynalab.topology import topology_to_dict
 from tests.router.conftest import make_topology
 
@@ -37,7 +38,8 @@ def test_router_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         [sys.executable, "-m", "router", "--data-dir", str(tmp_path), "--id", "r1",
          "--startup-wait-ms", "0"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **grpc_env(), "PYTHONUNBUFFERED": "1"})
     try:
         body = ""
         for _ in range(100):  # bounded: up to ~10 s for the interpreter to start and bind
